@@ -1,0 +1,51 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lint build bench chaos test-integration clean
+
+# Creates the virtualenv if absent and installs the package with its test and bench extras.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/ray-syncer demo $(DEMO_ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Everything except the end-to-end Ray suite, for a quick inner loop.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not ray and not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check ray_syncer tests benchmarks
+	$(BIN)/mypy ray_syncer
+
+build: install
+	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+	$(BIN)/python -m pip install --quiet build && $(BIN)/python -m build --sdist --outdir dist .
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker build -t ray-syncer:$$($(BIN)/python -c 'import ray_syncer; print(ray_syncer.__version__)') . ; \
+	else \
+		echo "make build: no Docker engine reachable here; built the wheel and sdist in dist/ only (no image)."; \
+	fi
+
+bench: install
+	$(BIN)/python -m benchmarks.churn $(BENCH_ARGS)
+
+chaos: install
+	$(BIN)/python -m pytest -q tests/chaos -m slow --chaos-long $(PYTEST_ARGS)
+
+test-integration: install
+	bash hack/test-integration.sh
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""The ``ray-syncer`` command line.
+
+Each subcommand lives in its own module that defines ``configure(parser)`` and
+``run(args) -> int``; this file only routes to them, importing lazily so that
+``ray-syncer crd`` does not pay for importing Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("ray_syncer.operator.main", "run the operator (supervisor and shard actors on Ray)"),
+    "demo": ("ray_syncer.demo", "live demo: two in-memory clusters, Ray, the operator, the walkthrough"),
+    "crd": ("ray_syncer.api.crd", "print the KRMSyncer CustomResourceDefinition"),
+    "validate": ("ray_syncer.api.validate", "validate KRMSyncer manifests and print the parsed spec"),
+    "dev-cluster": ("ray_syncer.testing.cli", "start an in-memory Kubernetes API server for manual use"),
+    "status": ("ray_syncer.dr.status", "show KRMSyncer shards, lag, conflicts and conditions"),
+    "diff": ("ray_syncer.dr.diff", "DR-readiness report: compare source and destination"),
+    "failover": ("ray_syncer.dr.failover", "promote the standby (planned or emergency)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ray-syncer", description=__doc__.splitlines()[0])
+    from ray_syncer import __version__
+
+    parser.add_argument("--version", action="version", version=f"ray-syncer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            sp.set_defaults(_missing=True)
+            continue
+        module.configure(sp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", False):
+        print(f"ray-syncer {args.command}: not available in this build", file=sys.stderr)
+        return 2
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
