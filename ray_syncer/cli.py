@@ -26,7 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ray-syncer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ray-syncer",
+        description="KRMSyncer on Ray: active-passive disaster recovery for Kubernetes.",
+    )
     from ray_syncer import __version__
 
     parser.add_argument("--version", action="version", version=f"ray-syncer {__version__}")
@@ -37,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            # Only a subcommand whose module is absent is tolerated; a broken import is not.
+            if not exc.name or not (module_name + ".").startswith(exc.name + "."):
                 raise
             sp.set_defaults(_missing=True)
             continue
