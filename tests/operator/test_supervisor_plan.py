@@ -32,12 +32,16 @@ def desired(*specs: ShardSpec, revision: str = "r1") -> dict[str, DesiredShard]:
 
 
 def running(s: ShardSpec, *, revision: str = "r1", failed: bool = False) -> RunningShard:
-    return RunningShard(shard_id=s.shard_id, syncer_key=s.syncer_key, revision=revision, failed=failed)
+    return RunningShard(
+        shard_id=s.shard_id, syncer_key=s.syncer_key, revision=revision, failed=failed
+    )
 
 
 def dedicated(*shards: RunningShard, reachable: bool = True) -> dict[str, HostView]:
     return {
-        r.shard_id: HostView(name=r.shard_id, syncer_key=r.syncer_key, shards=(r,), reachable=reachable)
+        r.shard_id: HostView(
+            name=r.shard_id, syncer_key=r.syncer_key, shards=(r,), reachable=reachable
+        )
         for r in shards
     }
 
@@ -129,7 +133,9 @@ def test_packing_fills_hosts_per_syncer_up_to_the_limit() -> None:
     }
     assert by_host[packed_host_name("team/other", 0)] == ["x"]
     assert sorted(len(v) for k, v in by_host.items() if "sync/" in k) == [1, 2, 2]
-    assert sorted(x for k, v in by_host.items() if "sync/" in k for x in v) == [f"ns{i}" for i in range(5)]
+    assert sorted(x for k, v in by_host.items() if "sync/" in k for x in v) == [
+        f"ns{i}" for i in range(5)
+    ]
 
 
 def test_packing_reuses_room_in_existing_hosts_and_removes_emptied_ones() -> None:
@@ -152,11 +158,14 @@ def test_packing_reuses_room_in_existing_hosts_and_removes_emptied_ones() -> Non
     # Room left in h0 is used before a new host is made.
     e = spec("e")
     actions = plan(desired(a, b, c, e), hosts, shards_per_host=3)
-    assert [(x.host, x.shard.spec.source_namespace) for x in actions if isinstance(x, StartShard)] == [
-        (h1, "e")
-    ]
+    assert [
+        (x.host, x.shard.spec.source_namespace) for x in actions if isinstance(x, StartShard)
+    ] == [(h1, "e")]
     actions = plan(desired(a, b, c, d, e), hosts, shards_per_host=2)
-    assert sorted(x.host for x in actions if isinstance(x, StartShard)) == [h1, packed_host_name("team/sync", 2)]
+    assert sorted(x.host for x in actions if isinstance(x, StartShard)) == [
+        h1,
+        packed_host_name("team/sync", 2),
+    ]
 
 
 def test_automatic_packing_past_the_threshold() -> None:

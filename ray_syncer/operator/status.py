@@ -1,0 +1,286 @@
+"""KRMSyncer status: shard health and syncer facts -> conditions, summary, write policy.
+
+Why it exists: status is what a person on call reads. The reconciler gathers
+the facts it knows about a syncer (spec validity, suspension, the Secret and
+destination, refusals) and the supervisor supplies every shard's
+``ShardHealth``; this module turns them into the ``status`` object (pure, no
+I/O) and decides when a write is worth making, so the reconciler writes the
+``/status`` subresource only on a meaningful change and never hot-loops.
+
+Conditions (metav1.Condition shape): Ready, Suspended, DestinationReachable,
+Synced, Degraded. ``lastTransitionTime`` is kept from the previous status while
+a condition's status does not change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ray_syncer.engine.spec import ShardHealth, ShardState
+
+CONDITION_TYPES = ("Ready", "Suspended", "DestinationReachable", "Synced", "Degraded")
+# Per-shard entries kept in status; beyond this the list is cut (worst shards first) and counted.
+MAX_SHARDS_IN_STATUS = 1000
+# A status that differs only in volatile numbers (lag, last sync time) is written at most this often.
+VOLATILE_WRITE_INTERVAL_S = 30.0
+# Any status write is at least this far apart (per syncer).
+MIN_WRITE_INTERVAL_S = 2.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A reason (CamelCase) and a message a person can act on."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class SyncerFacts:
+    """What the reconciler knows about one KRMSyncer, besides its shards."""
+
+    generation: int
+    invalid: Problem | None = None  # spec failed validation
+    suspended: bool = False
+    refused: Problem | None = None  # tenancy, or destination is the source cluster
+    destination: Problem | None = None  # None = reachable; else why not
+    expected_shards: Sequence[str] = ()  # shard ids the syncer should run
+    failed_shards: Sequence[str] = ()  # shard ids whose run task ended and await restart
+    expansions: Sequence[str] = field(default_factory=list)  # "rule -> kinds" lines for globs
+    mode: str = "push"
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cond(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+def _shard_problem(h: ShardHealth) -> tuple[int, str] | None:
+    """Rank of a shard's worst problem (lower is worse) and its reason, or None."""
+    if h.delete_guard_tripped:
+        return 0, "DeleteGuardTripped"
+    if h.state == ShardState.KIND_MISSING:
+        return 1, "KindMissing"
+    if h.state == ShardState.DEGRADED:
+        return 2, "ShardDegraded"
+    if h.conflicts:
+        return 3, "Conflicts"
+    if h.errors:
+        return 4, "ObjectErrors"
+    return None
+
+
+def _shard_entry(h: ShardHealth) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": h.shard_id,
+        "state": h.state.value if isinstance(h.state, ShardState) else str(h.state),
+        "objects": h.objects,
+        "pending": h.pending,
+        "errors": h.errors,
+        "conflicts": h.conflicts,
+        "lagSeconds": round(h.lag_seconds, 1),
+    }
+    if h.last_sync_time is not None:
+        entry["lastSyncTime"] = rfc3339(h.last_sync_time)
+    message = h.last_error or h.message
+    if message:
+        entry["message"] = message[:300]
+    return entry
+
+
+def _summarise(names: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return shown + more
+
+
+def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[dict[str, Any]]:
+    """The five conditions, without timestamps."""
+    if facts.invalid is not None:
+        p = facts.invalid
+        return [
+            _cond("Ready", "False", "InvalidSpec", p.message),
+            _cond("Suspended", "True", "InvalidSpec", "nothing is synced until the spec is fixed"),
+            _cond(
+                "DestinationReachable", "Unknown", "InvalidSpec", "not checked: the spec is invalid"
+            ),
+            _cond("Synced", "Unknown", "InvalidSpec", "not syncing: the spec is invalid"),
+            _cond("Degraded", "True", "InvalidSpec", p.message),
+        ]
+    if facts.suspended:
+        return [
+            _cond("Ready", "True", "Suspended", "suspended: no watches and no writes"),
+            _cond("Suspended", "True", "Suspended", "spec.suspend is true"),
+            _cond("DestinationReachable", "Unknown", "Suspended", "not checked while suspended"),
+            _cond("Synced", "Unknown", "Suspended", "not syncing while suspended"),
+            _cond("Degraded", "False", "Suspended", "suspended"),
+        ]
+    not_suspended = _cond("Suspended", "False", "Active", f"syncing in {facts.mode} mode")
+    if facts.refused is not None:
+        p = facts.refused
+        return [
+            _cond("Ready", "False", p.reason, p.message),
+            not_suspended,
+            _cond(
+                "DestinationReachable", "Unknown", p.reason, "not checked: the syncer is refused"
+            ),
+            _cond("Synced", "False", p.reason, p.message),
+            _cond("Degraded", "True", p.reason, p.message),
+        ]
+    if facts.destination is not None:
+        p = facts.destination
+        return [
+            _cond("Ready", "False", p.reason, p.message),
+            not_suspended,
+            _cond("DestinationReachable", "False", p.reason, p.message),
+            _cond("Synced", "False", "DestinationUnreachable", p.message),
+            _cond("Degraded", "True", p.reason, p.message),
+        ]
+
+    reachable = _cond("DestinationReachable", "True", "Reachable", "the remote cluster answers")
+    by_id = {h.shard_id: h for h in shards}
+    expected = list(facts.expected_shards)
+    n = len(expected)
+    reported = [by_id[s] for s in expected if s in by_id]
+    failed = set(facts.failed_shards)
+    running = [
+        h
+        for h in reported
+        if h.shard_id not in failed and h.state not in (ShardState.PENDING, ShardState.STOPPED)
+    ]
+    synced = [h for h in reported if h.synced and h.shard_id not in failed]
+    objects = sum(h.objects for h in reported)
+
+    if n == 0:
+        note = "no resources matched the rules"
+        return [
+            _cond("Ready", "True", "NoShards", note),
+            not_suspended,
+            reachable,
+            _cond("Synced", "True", "NoShards", note),
+            _cond("Degraded", "False", "NoShards", note),
+        ]
+
+    if len(running) == n:
+        ready = _cond("Ready", "True", "Running", f"{n} shard(s) running")
+    else:
+        waiting = [s for s in expected if s not in {h.shard_id for h in running}]
+        reason = "ShardsRestarting" if failed else "ShardsStarting"
+        ready = _cond(
+            "Ready",
+            "False",
+            reason,
+            f"{len(running)} of {n} shard(s) running; waiting: {_summarise(waiting)}",
+        )
+
+    if len(synced) == n:
+        sync = _cond("Synced", "True", "Synced", f"{n} shard(s) in sync, {objects} object(s)")
+    else:
+        pending = sum(h.pending for h in reported)
+        errors = sum(h.errors for h in reported)
+        sync = _cond(
+            "Synced",
+            "False",
+            "Syncing",
+            f"{len(synced)} of {n} shard(s) in sync; {pending} change(s) pending, {errors} error(s)",
+        )
+
+    problems = sorted(
+        ((rank, reason, h) for h in reported if (p := _shard_problem(h)) for rank, reason in [p]),
+        key=lambda t: (t[0], t[2].shard_id),
+    )
+    if problems:
+        rank, reason, _ = problems[0]
+        worst = [h for r, _, h in problems if r == rank]
+        detail = worst[0].last_error or worst[0].message
+        message = f"{len(problems)} shard(s) with problems; {reason}: {_summarise([h.shard_id for h in worst])}"
+        if detail:
+            message += f" ({detail[:200]})"
+        degraded = _cond("Degraded", "True", reason, message)
+    else:
+        degraded = _cond("Degraded", "False", "Healthy", "no shard reports a problem")
+    return [ready, not_suspended, reachable, sync, degraded]
+
+
+def compute_status(
+    facts: SyncerFacts,
+    shards: Sequence[ShardHealth],
+    *,
+    previous: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The full ``status`` object for a KRMSyncer."""
+    now = time.time() if now is None else now
+    stamp = rfc3339(now)
+    old_conds = {c.get("type"): c for c in (previous or {}).get("conditions", []) or []}
+    conditions = []
+    for cond in conditions_for(facts, shards):
+        old = old_conds.get(cond["type"])
+        same = old is not None and old.get("status") == cond["status"]
+        cond["lastTransitionTime"] = old.get("lastTransitionTime", stamp) if same and old else stamp
+        cond["observedGeneration"] = facts.generation
+        conditions.append(cond)
+
+    expected = set(facts.expected_shards)
+    mine = [h for h in shards if h.shard_id in expected]
+    ordered = sorted(mine, key=lambda h: ((_shard_problem(h) or (9, ""))[0], h.shard_id))
+    entries = [_shard_entry(h) for h in ordered[:MAX_SHARDS_IN_STATUS]]
+    status: dict[str, Any] = {
+        "observedGeneration": facts.generation,
+        "conditions": conditions,
+        "objects": sum(h.objects for h in mine),
+        "shardCount": len(expected),
+        "shards": entries,
+    }
+    if len(ordered) > MAX_SHARDS_IN_STATUS:
+        status["shardsOmitted"] = len(ordered) - MAX_SHARDS_IN_STATUS
+    if facts.expansions:
+        status["expandedRules"] = list(facts.expansions)
+    return status
+
+
+def _stable_view(status: Mapping[str, Any] | None) -> Any:
+    """The status without volatile numbers: a change here is worth an immediate write."""
+    if not status:
+        return None
+    conds = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.get("conditions", []) or []
+    ]
+    shards = [
+        {k: v for k, v in s.items() if k not in ("lagSeconds", "lastSyncTime", "pending")}
+        for s in status.get("shards", []) or []
+    ]
+    rest = {k: v for k, v in status.items() if k not in ("conditions", "shards")}
+    return conds, shards, rest
+
+
+def should_write(
+    current: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    last_write: float | None,
+    now: float,
+) -> bool:
+    """Write on a meaningful change (rate-limited), or refresh volatile numbers now and then."""
+    if last_write is not None and now - last_write < MIN_WRITE_INTERVAL_S:
+        return False
+    if _stable_view(current) != _stable_view(new):
+        return True
+    if current == new:
+        return False
+    return last_write is None or now - last_write >= VOLATILE_WRITE_INTERVAL_S
+
+
+def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
+    for c in (status or {}).get("conditions", []) or []:
+        if c.get("type") == type_:
+            return c  # type: ignore[no-any-return]
+    return None
