@@ -192,10 +192,12 @@ def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[di
             f"{len(synced)} of {n} shard(s) in sync; {pending} change(s) pending, {errors} error(s)",
         )
 
-    problems = sorted(
-        ((rank, reason, h) for h in reported if (p := _shard_problem(h)) for rank, reason in [p]),
-        key=lambda t: (t[0], t[2].shard_id),
-    )
+    problems: list[tuple[int, str, ShardHealth]] = []
+    for h in reported:
+        found = _shard_problem(h)
+        if found is not None:
+            problems.append((found[0], found[1], h))
+    problems.sort(key=lambda t: (t[0], t[2].shard_id))
     if problems:
         rank, reason, _ = problems[0]
         worst = [h for r, _, h in problems if r == rank]
@@ -282,5 +284,5 @@ def should_write(
 def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
     for c in (status or {}).get("conditions", []) or []:
         if c.get("type") == type_:
-            return c  # type: ignore[no-any-return]
+            return dict(c)
     return None
