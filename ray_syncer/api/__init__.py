@@ -1,0 +1,44 @@
+"""The KRMSyncer API: models (the Python view), the CRD (the API server's view) and validation.
+
+``models`` is the one import the operator needs: ``parse_krmsyncer``,
+``is_suspended_effectively``, ``SpecError`` and the status models. ``crd`` and
+``validate`` are the ``ray-syncer crd`` / ``ray-syncer validate`` subcommands.
+"""
+
+from ray_syncer.api.models import (
+    Condition,
+    Destination,
+    ExpandedRule,
+    KRMSyncer,
+    KRMSyncerSpec,
+    KRMSyncerStatus,
+    LabelSelector,
+    Rule,
+    ShardStatus,
+    SpecError,
+    is_suspended_effectively,
+    parse_duration,
+    parse_krmsyncer,
+    parse_spec,
+    parse_status,
+    rfc3339,
+)
+
+__all__ = [
+    "Condition",
+    "Destination",
+    "ExpandedRule",
+    "KRMSyncer",
+    "KRMSyncerSpec",
+    "KRMSyncerStatus",
+    "LabelSelector",
+    "Rule",
+    "ShardStatus",
+    "SpecError",
+    "is_suspended_effectively",
+    "parse_duration",
+    "parse_krmsyncer",
+    "parse_spec",
+    "parse_status",
+    "rfc3339",
+]
