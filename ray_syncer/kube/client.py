@@ -1,0 +1,784 @@
+"""The one module that speaks HTTP to Kubernetes clusters.
+
+Why this exists: the engine's hot path is many small server-side-apply PATCHes
+and long watch streams. The official ``kubernetes`` client is synchronous
+(urllib3 + a thread per in-flight call) and deserialises into models; measured in
+``benchmarks/client_throughput.py``, a thin asyncio layer over ``aiohttp`` with
+pooled keep-alive connections and ``orjson`` does the same applies several times
+faster per core. So the official package is used for what it is good at
+(kubeconfig parsing and auth, see ``config.py``), and this module does the wire.
+
+How it meets its neighbours: ``KubeClient(ClusterConfig)`` is created by the
+operator/actors, shared by all shards of one syncer in one process for a given
+cluster, and used by the engine (list/watch/apply/delete) and by
+``discovery.py`` (``server_groups``/``resources``). It never retries on its own:
+it raises ``ApiError`` (the server's Status, with ``retry_after``) or
+``TransportError`` (the network) and the engine decides what to do.
+
+Secrets: the bearer token lives in one header and never appears in an exception
+message, repr or log line produced here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from ray_syncer.kube.config import ClusterConfig
+
+__all__ = ["ApiError", "KubeClient", "ResourceInfo", "TransportError", "build_ssl_context"]
+
+_HTTP_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+_MAX_MESSAGE = 2000
+# How long a watch may run past its own timeoutSeconds before we give up on it.
+_WATCH_MARGIN_S = 30.0
+# Re-read a rotating service-account token file this often.
+_TOKEN_FILE_REFRESH_S = 60.0
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server, parsed from its ``kind: Status`` body."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str = "",
+        *,
+        retry_after: float | None = None,
+        causes: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {reason}: {message}" if message else f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+        self.causes: list[dict[str, Any]] = causes or []
+
+    def __repr__(self) -> str:
+        return (
+            f"ApiError(status={self.status}, reason={self.reason!r}, message={self.message!r}, "
+            f"retry_after={self.retry_after})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only fields survive pickling (errors cross the Ray boundary).
+        return (
+            _rebuild_api_error,
+            (self.status, self.reason, self.message, self.retry_after, self.causes),
+        )
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+    @property
+    def invalid(self) -> bool:
+        return self.status in (400, 422)
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status == 403
+
+    @property
+    def unauthorized(self) -> bool:
+        return self.status == 401
+
+
+def _rebuild_api_error(
+    status: int, reason: str, message: str, retry_after: float | None, causes: list[dict[str, Any]]
+) -> ApiError:
+    return ApiError(status, reason, message, retry_after=retry_after, causes=causes)
+
+
+class TransportError(Exception):
+    """The request did not get an HTTP answer: refused, reset, timed out, TLS failure.
+
+    Always retryable. The message names the method, path and cause, never credentials.
+    """
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """One resource kind as served by discovery, and how to build its URLs."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    has_status: bool = False
+    verbs: frozenset[str] = frozenset()
+    singular: str = ""
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def api_version(self) -> str:
+        """The ``apiVersion`` field of objects of this kind (same as ``group_version``)."""
+        return self.group_version
+
+    def path(
+        self,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> str:
+        """``/api/v1/...`` (core) or ``/apis/<group>/<version>/...``.
+
+        ``namespace`` is ignored for cluster-scoped kinds, and ``None`` for a
+        namespaced kind means "all namespaces" (list/watch only).
+        """
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            if not name:
+                raise ValueError("empty object name")
+            base += f"/{quote(name, safe='')}"
+        if subresource:
+            if name is None:
+                raise ValueError("a subresource needs an object name")
+            base += f"/{subresource}"
+        return base
+
+
+def build_ssl_context(config: ClusterConfig) -> ssl.SSLContext | None:
+    """An in-memory TLS context for ``config`` (None for plain http)."""
+    if not config.server.startswith("https://"):
+        return None
+    if config.insecure_skip_tls_verify:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif config.ca_data:
+        # A kubeconfig CA replaces the system trust store, as with kubectl.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            ctx.load_verify_locations(cadata=config.ca_data.decode("ascii", "strict"))
+        except (UnicodeDecodeError, ssl.SSLError):
+            try:
+                ctx.load_verify_locations(cadata=config.ca_data)  # DER
+            except ssl.SSLError:
+                raise TransportError(
+                    f"{config.name}: certificate-authority data is not a valid certificate"
+                ) from None
+    else:
+        ctx = ssl.create_default_context()
+    if config.client_cert_data and config.client_key_data:
+        _load_client_cert(ctx, config)
+    return ctx
+
+
+def _load_client_cert(ctx: ssl.SSLContext, config: ClusterConfig) -> None:
+    # Python's ssl module can only read a certificate chain from a file path. We
+    # use an anonymous in-memory file (memfd, Linux) so the key never touches a
+    # disk; elsewhere a private 0600 temp file that is deleted right after
+    # load_cert_chain returns.
+    assert config.client_cert_data is not None and config.client_key_data is not None
+    pem = config.client_cert_data.rstrip(b"\n") + b"\n" + config.client_key_data
+    memfd_create = getattr(os, "memfd_create", None)
+    try:
+        if memfd_create is not None and os.path.isdir("/proc/self/fd"):
+            fd = memfd_create("krm-syncer-client-cert", 0)
+            try:
+                os.write(fd, pem)
+                ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix="krm-syncer-")
+            try:
+                os.write(fd, pem)
+                os.close(fd)
+                ctx.load_cert_chain(tmp)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+    except ssl.SSLError:
+        raise TransportError(
+            f"{config.name}: client certificate/key data is not a valid PEM pair"
+        ) from None
+
+
+def _error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> ApiError:
+    reason = _HTTP_REASONS.get(status, "InternalError" if status >= 500 else "Unknown")
+    message = ""
+    causes: list[dict[str, Any]] = []
+    retry_after: float | None = None
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("kind") == "Status":
+        reason = doc.get("reason") or reason
+        message = str(doc.get("message") or "")
+        details = doc.get("details") or {}
+        if isinstance(details, dict):
+            causes = [c for c in details.get("causes") or [] if isinstance(c, dict)]
+            if details.get("retryAfterSeconds"):
+                retry_after = float(details["retryAfterSeconds"])
+    elif body:
+        message = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip()
+    header = headers.get("Retry-After")
+    if header:
+        with contextlib.suppress(ValueError):
+            retry_after = max(0.0, float(header))
+    return ApiError(status, reason, message[:_MAX_MESSAGE], retry_after=retry_after, causes=causes)
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in (params or {}).items():
+        if v is None:
+            continue
+        out[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return out
+
+
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError)
+
+
+class KubeClient:
+    """An async client for one cluster: pooled keep-alive connections, JSON via orjson.
+
+    Create it anywhere; the HTTP session is opened lazily on the running loop,
+    and must be closed (``await close()`` or ``async with``) on that loop.
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        max_connections: int = 64,
+        request_timeout: float = 30.0,
+        idle_timeout: float | None = 300.0,
+        user_agent: str = "ray-syncer",
+    ) -> None:
+        self.config = config
+        self._server = config.server.rstrip("/")
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._idle_timeout = idle_timeout
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | None = build_ssl_context(config)
+        self._token = config.token
+        self._token_read_at = time.monotonic()
+        self._groups: asyncio.Task[dict[str, list[str]]] | None = None
+        self._resources: dict[tuple[str, str], asyncio.Task[list[ResourceInfo]]] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"KubeClient(name={self.config.name!r}, server={self._server!r})"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in [self._groups, *self._resources.values()]:
+            if task is not None and not task.done():
+                task.cancel()
+        self._groups = None
+        self._resources.clear()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise TransportError(f"{self.config.name}: client is closed")
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=self._max_connections,
+                ssl=self._ssl if self._ssl is not None else False,
+                keepalive_timeout=60.0,
+                enable_cleanup_closed=True,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers={"Accept": "application/json", "User-Agent": self._user_agent},
+                auto_decompress=True,
+                skip_auto_headers=("Accept-Encoding",),
+            )
+        return self._session
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        token = self._current_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def _current_token(self) -> str | None:
+        path = self.config.token_file
+        if path and (
+            self._token is None or time.monotonic() - self._token_read_at > _TOKEN_FILE_REFRESH_S
+        ):
+            # Service-account tokens are rotated by the kubelet: re-read the file.
+            with contextlib.suppress(OSError):
+                value = Path(path).read_text().strip()
+                if value:
+                    self._token = value
+            self._token_read_at = time.monotonic()
+        return self._token
+
+    def _request_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self.config.tls_server_name:
+            kw["server_hostname"] = self.config.tls_server_name
+        return kw
+
+    # ----------------------------------------------------------------- raw requests
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """One request; a JSON body is encoded with orjson unless it is already bytes.
+
+        Returns the decoded JSON object (``{}`` for an empty body). Raises
+        ``ApiError`` for non-2xx answers and ``TransportError`` for the rest.
+        """
+        data: bytes | bytearray | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes | bytearray) else orjson.dumps(body)
+            content_type = content_type or "application/json"
+        session = self._get_session()
+        try:
+            async with session.request(
+                method,
+                self._server + path,
+                params=_params(params),
+                data=data,
+                headers=self._headers(content_type),
+                **self._request_kwargs(),
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise _error_from_response(resp.status, raw, resp.headers)
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(method, path, exc) from None
+        if not raw:
+            return {}
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ApiError(resp.status, "InvalidResponse", "response body is not JSON") from None
+        return doc if isinstance(doc, dict) else {"items": doc}
+
+    def _transport_error(self, method: str, path: str, exc: BaseException) -> TransportError:
+        if isinstance(exc, asyncio.TimeoutError):
+            what = "timed out"
+        else:
+            what = f"{type(exc).__name__}: {exc}"
+        return TransportError(f"{method} {self.config.name or self._server}{path}: {what}")
+
+    # ----------------------------------------------------------------- discovery
+
+    async def server_groups(self) -> dict[str, list[str]]:
+        """Group -> served versions, preferred first; ``""`` is the core group. Cached."""
+        if self._groups is None or (self._groups.done() and self._groups.exception() is not None):
+            self._groups = asyncio.ensure_future(self._fetch_groups())
+        return await asyncio.shield(self._groups)
+
+    async def _fetch_groups(self) -> dict[str, list[str]]:
+        core, apis = await asyncio.gather(self.request("GET", "/api"), self.request("GET", "/apis"))
+        out: dict[str, list[str]] = {"": [str(v) for v in core.get("versions") or []]}
+        for g in apis.get("groups") or []:
+            versions = [v["version"] for v in g.get("versions") or [] if "version" in v]
+            preferred = (g.get("preferredVersion") or {}).get("version")
+            if preferred in versions:
+                versions.remove(preferred)
+                versions.insert(0, preferred)
+            out[g["name"]] = versions
+        return out
+
+    async def resources(self, group: str, version: str) -> list[ResourceInfo]:
+        """The kinds served under group/version (``[]`` when it is not served). Cached."""
+        key = (group, version)
+        task = self._resources.get(key)
+        if task is None or (task.done() and task.exception() is not None):
+            task = asyncio.ensure_future(self._fetch_resources(group, version))
+            self._resources[key] = task
+        return await asyncio.shield(task)
+
+    async def _fetch_resources(self, group: str, version: str) -> list[ResourceInfo]:
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            doc = await self.request("GET", path)
+        except ApiError as exc:
+            if exc.not_found or exc.status == 503:
+                # 503: an aggregated API that is down is "not served" for now.
+                return []
+            raise
+        entries = doc.get("resources") or []
+        subresources = {e["name"] for e in entries if "/" in e.get("name", "")}
+        out: list[ResourceInfo] = []
+        for e in entries:
+            name = e.get("name", "")
+            if not name or "/" in name:
+                continue
+            out.append(
+                ResourceInfo(
+                    group=group,
+                    version=version,
+                    kind=e.get("kind", ""),
+                    plural=name,
+                    namespaced=bool(e.get("namespaced")),
+                    has_status=f"{name}/status" in subresources,
+                    verbs=frozenset(e.get("verbs") or ()),
+                    singular=e.get("singularName") or "",
+                    short_names=tuple(e.get("shortNames") or ()),
+                )
+            )
+        return out
+
+    async def resolve(self, group: str, version: str, kind: str) -> ResourceInfo | None:
+        for info in await self.resources(group, version):
+            if info.kind == kind:
+                return info
+        return None
+
+    def invalidate_discovery(self) -> None:
+        """Forget cached discovery (call when a kind goes missing or a CRD appears)."""
+        self._groups = None
+        self._resources.clear()
+
+    # ----------------------------------------------------------------- reads
+
+    async def get(self, res: ResourceInfo, *, namespace: str | None, name: str) -> dict[str, Any]:
+        return await self.request("GET", res.path(namespace=namespace, name=name))
+
+    async def list_page(
+        self,
+        res: ResourceInfo,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+        continue_token: str | None = None,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a list. Items get ``apiVersion``/``kind`` filled in (the API omits them)."""
+        doc = await self.request(
+            "GET",
+            res.path(namespace=namespace),
+            params={
+                "labelSelector": label_selector or None,
+                "fieldSelector": field_selector or None,
+                "limit": limit or None,
+                "continue": continue_token or None,
+                "resourceVersion": resource_version,
+            },
+        )
+        for item in doc.get("items") or []:
+            item.setdefault("apiVersion", res.group_version)
+            item.setdefault("kind", res.kind)
+        return doc
+
+    async def list_all(
+        self,
+        res: ResourceInfo,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        page_size: int = 500,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every item, following continue tokens; returns (items, list resourceVersion).
+
+        All pages belong to one consistent snapshot; if the continue token expires
+        mid-way the server's 410 is raised and the caller lists again.
+        """
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        rv = ""
+        while True:
+            page = await self.list_page(
+                res,
+                namespace=namespace,
+                label_selector=label_selector,
+                limit=page_size,
+                continue_token=token,
+            )
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            rv = meta.get("resourceVersion") or rv
+            token = meta.get("continue") or None
+            if not token:
+                return items, rv
+
+    def watch(
+        self,
+        res: ResourceInfo,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None,
+        allow_bookmarks: bool = True,
+        timeout_seconds: int | None = None,
+        idle_timeout: float | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield raw watch events ``{"type", "object"}`` until the server closes the stream.
+
+        BOOKMARK events are passed through. An ERROR event raises ``ApiError`` with
+        its Status (410 -> ``gone``). No data for ``idle_timeout`` seconds (default:
+        the client's) raises ``TransportError`` so a stalled stream is noticed.
+        Lines of any size are handled (objects can approach 1.5 MiB). Close it
+        with ``contextlib.aclosing`` (or exhaust it) to free the connection promptly.
+        """
+        params: dict[str, Any] = {
+            "watch": True,
+            "labelSelector": label_selector or None,
+            "fieldSelector": field_selector or None,
+            "resourceVersion": resource_version or None,
+            "allowWatchBookmarks": allow_bookmarks or None,
+            "timeoutSeconds": timeout_seconds,
+        }
+        idle = self._idle_timeout if idle_timeout is None else idle_timeout
+        timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds + _WATCH_MARGIN_S if timeout_seconds else None,
+            sock_connect=self._timeout.total,
+            sock_read=idle,
+        )
+        path = res.path(namespace=namespace)
+        return self._watch_stream(path, params, timeout)
+
+    async def _watch_stream(
+        self, path: str, params: Mapping[str, Any], timeout: aiohttp.ClientTimeout
+    ) -> AsyncIterator[dict[str, Any]]:
+        session = self._get_session()
+        try:
+            resp = await session.get(
+                self._server + path,
+                params=_params(params),
+                headers=self._headers(None),
+                timeout=timeout,
+                **self._request_kwargs(),
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error("WATCH", path, exc) from None
+        try:
+            if resp.status >= 400:
+                try:
+                    raw = await resp.read()
+                except _TRANSPORT_ERRORS as exc:
+                    raise self._transport_error("WATCH", path, exc) from None
+                raise _error_from_response(resp.status, raw, resp.headers)
+            buf = bytearray()
+            scan = 0
+            try:
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    start = 0
+                    while True:
+                        nl = buf.find(b"\n", scan)
+                        if nl < 0:
+                            break
+                        event = _decode_event(bytes(buf[start:nl]))
+                        start = scan = nl + 1
+                        if event is not None:
+                            yield event
+                    if start:
+                        del buf[:start]
+                    scan = len(buf)
+            except _TRANSPORT_ERRORS as exc:
+                if isinstance(exc, aiohttp.ServerTimeoutError):
+                    raise TransportError(
+                        f"WATCH {self.config.name}{path}: stream stalled"
+                    ) from None
+                if isinstance(exc, asyncio.TimeoutError):
+                    return  # the whole-stream deadline: the watch simply ended
+                if isinstance(
+                    exc,
+                    aiohttp.ClientPayloadError
+                    | aiohttp.ServerDisconnectedError
+                    | ConnectionResetError,
+                ):
+                    return  # the server closed the stream: a normal end of a watch
+                raise self._transport_error("WATCH", path, exc) from None
+            tail = _decode_event(bytes(buf))
+            if tail is not None:
+                yield tail
+        finally:
+            # Closing (not releasing) drops a half-read stream's connection.
+            resp.close()
+
+    # ----------------------------------------------------------------- writes
+
+    async def apply(
+        self,
+        res: ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        field_manager: str = "krm-syncer",
+        force: bool = True,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Server-side apply ``obj`` (sent as JSON, which is YAML)."""
+        meta = obj.get("metadata") or {}
+        return await self.request(
+            "PATCH",
+            res.path(
+                namespace=meta.get("namespace"), name=meta.get("name"), subresource=subresource
+            ),
+            params={"fieldManager": field_manager, "force": force},
+            body=orjson.dumps(obj),
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def create(
+        self, res: ResourceInfo, obj: dict[str, Any], *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        return await self.request("POST", res.path(namespace=ns), body=obj)
+
+    async def replace(
+        self,
+        res: ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        ns = namespace or meta.get("namespace")
+        return await self.request(
+            "PUT", res.path(namespace=ns, name=meta.get("name"), subresource=subresource), body=obj
+        )
+
+    async def patch(
+        self,
+        res: ResourceInfo,
+        *,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        content_type: str = "application/merge-patch+json",
+        subresource: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            res.path(namespace=namespace, name=name, subresource=subresource),
+            params=params,
+            body=body,
+            content_type=content_type,
+        )
+
+    async def delete(
+        self,
+        res: ResourceInfo,
+        *,
+        namespace: str | None,
+        name: str,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation_policy: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Delete with optional preconditions (a mismatch is a 409 Conflict; absent is 404).
+
+        Returns the object as the server answered it (it may still exist with a
+        deletionTimestamp while finalizers run), or None when the server answered
+        with a bare success Status.
+        """
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        pre: dict[str, str] = {}
+        if uid:
+            pre["uid"] = uid
+        if resource_version:
+            pre["resourceVersion"] = resource_version
+        if pre:
+            options["preconditions"] = pre
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
+        doc = await self.request("DELETE", res.path(namespace=namespace, name=name), body=options)
+        if not doc or doc.get("kind") == "Status":
+            return None
+        return doc
+
+
+def _decode_event(line: bytes) -> dict[str, Any] | None:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise TransportError("watch stream sent a line that is not JSON") from None
+    if not isinstance(event, dict):
+        raise TransportError("watch stream sent a non-object event")
+    if event.get("type") == "ERROR":
+        status = event.get("object") or {}
+        code = int(status.get("code") or 500)
+        reason = status.get("reason") or (
+            "Expired" if code == 410 else _HTTP_REASONS.get(code, "InternalError")
+        )
+        raise ApiError(
+            code,
+            reason,
+            str(status.get("message") or ""),
+            causes=list((status.get("details") or {}).get("causes") or []),
+        )
+    return event
