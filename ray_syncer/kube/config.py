@@ -419,6 +419,12 @@ def load_kubeconfig_file(paths: str, *, context: str | None = None) -> ClusterCo
     if merged is None:
         raise KubeconfigError("KubeconfigInvalid", "kubeconfig is empty")
     doc = _plain(merged)
+    # kubectl: the first file that sets current-context wins (the merger keeps the last).
+    for path in merger.paths:
+        first = (merger.config_files.get(path) or {}).get("current-context")
+        if first:
+            doc["current-context"] = first
+            break
     ctx_name, _ctx, cluster, user = _select(doc, context)
     # Relative file references resolve against the file that defined the user
     # (the merger records it), as kubectl does.
