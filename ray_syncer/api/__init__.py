@@ -8,7 +8,6 @@
 from ray_syncer.api.models import (
     Condition,
     Destination,
-    ExpandedRule,
     KRMSyncer,
     KRMSyncerSpec,
     KRMSyncerStatus,
@@ -27,7 +26,6 @@ from ray_syncer.api.models import (
 __all__ = [
     "Condition",
     "Destination",
-    "ExpandedRule",
     "KRMSyncer",
     "KRMSyncerSpec",
     "KRMSyncerStatus",

@@ -14,8 +14,7 @@ How it meets its neighbours:
   that the operator copies verbatim into condition messages.
 * ``is_suspended_effectively(raw)`` answers "must this syncer stay silent?" even
   when the spec does not parse, so the operator errs on the safe side.
-* The status models (``Condition``, ``ShardStatus``, ``ExpandedRule``,
-  ``KRMSyncerStatus``) are what the operator writes to ``/status``; build them by
+* The status models (``Condition``, ``ShardStatus``, ``KRMSyncerStatus``) are what the operator writes to ``/status``; build them by
   field name and serialise with ``.to_api()``.
 
 Input rules mirror a structural CRD on a real API server: JSON ``null`` means
@@ -667,21 +666,25 @@ class Condition(_StatusModel):
 
 
 class ShardStatus(_StatusModel):
-    """One shard (syncer x resolved kind x source namespace) in ``status.shards``."""
+    """One shard (syncer x resolved kind x source namespace) in ``status.shards``.
 
-    id: StrictStr
-    group: StrictStr
-    version: StrictStr
-    kind: StrictStr
-    namespace: StrictStr | None = None  # None: all namespaces (or a cluster-scoped kind)
+    ``name`` is the shard id (``ShardSpec.shard_id``); the operator's status
+    module writes entries in this shape, worst shards first.
+    """
+
+    name: StrictStr
     state: StrictStr
+    group: StrictStr | None = None
+    version: StrictStr | None = None
+    kind: StrictStr | None = None
+    namespace: StrictStr | None = None  # None: all namespaces (or a cluster-scoped kind)
     objects: StrictInt = Field(default=0, ge=0)
     pending: StrictInt = Field(default=0, ge=0)
     errors: StrictInt = Field(default=0, ge=0)
     conflicts: StrictInt = Field(default=0, ge=0)
     last_sync_time: StrictStr | None = None
     lag_seconds: StrictFloat | StrictInt = Field(default=0.0, ge=0)
-    message: StrictStr = ""
+    message: StrictStr | None = None
 
     @field_validator("last_sync_time")
     @classmethod
@@ -689,25 +692,16 @@ class ShardStatus(_StatusModel):
         return v if v is None else _check_rfc3339(v)
 
 
-class ExpandedRule(_StatusModel):
-    """What one rule (index into spec.rules) resolved to through discovery."""
-
-    rule: StrictInt = Field(ge=0)
-    group: StrictStr
-    version: StrictStr
-    kind: StrictStr
-    # Resolved kinds as "group/version/Kind" ("v1/ConfigMap" for core).
-    resolved: tuple[StrictStr, ...] = ()
-    message: StrictStr = ""
-
-
 class KRMSyncerStatus(_StatusModel):
     observed_generation: StrictInt | None = Field(default=None, ge=0)
     conditions: tuple[Condition, ...] = ()
-    shards: tuple[ShardStatus, ...] = ()
-    expanded_rules: tuple[ExpandedRule, ...] = ()
     objects: StrictInt = Field(default=0, ge=0)  # sum over shards: the Objects printer column
-    conflicts_sample: tuple[StrictStr, ...] = ()  # a bounded sample of "namespace/name (kind)"
+    shard_count: StrictInt = Field(default=0, ge=0)
+    shards: tuple[ShardStatus, ...] = ()
+    shards_omitted: StrictInt | None = Field(default=None, ge=0)  # entries cut from a long list
+    # How each glob rule expanded, one human line per rule ("*.cnrm... -> 12 kinds: ...").
+    expanded_rules: tuple[StrictStr, ...] = ()
+    conflicts_sample: tuple[StrictStr, ...] = ()  # a bounded sample of "namespace/name (Kind)"
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
