@@ -1,0 +1,258 @@
+"""A shard host: runs one or more engine shards in one process, shares their clients.
+
+Why it exists: a Ray actor is a process (≈47 MB), so large fleets pack many
+shards into one host. This is the plain-asyncio core of a host; the Ray actor
+in ``ray_syncer.actors`` is a thin wrapper around it, and tests drive it
+directly with fake shards. It meets its neighbours like this:
+
+* the supervisor (``operator.executor``) calls ``start_shard`` / ``stop_shard``
+  and reads ``report()``, which says which shards run, at which revision,
+  whether their task died (``failed``), their ``ShardHealth`` and this
+  process's metrics snapshot;
+* the engine's ``Shard`` (interface 6) is built by ``shard_factory``; clients
+  are built from picklable ``ClusterConfig`` values and shared: one client per
+  cluster config in this process, so a syncer's shards share one destination
+  connection pool and its rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ray_syncer.engine.spec import ShardHealth, ShardState
+from ray_syncer.operator.supervisor import DesiredShard, RunningShard
+
+log = logging.getLogger(__name__)
+
+# How long a stopping shard may take before its task is cancelled.
+STOP_DEADLINE_S = 10.0
+
+
+class ShardLike(Protocol):
+    async def run(self) -> None: ...
+    async def stop(self) -> None: ...
+    def health(self) -> ShardHealth: ...
+
+
+class ClientLike(Protocol):
+    async def close(self) -> None: ...
+
+
+ShardFactory = Callable[[DesiredShard, Any, Any], ShardLike]
+ClientFactory = Callable[[Any], ClientLike]
+
+
+@dataclass
+class HostReport:
+    """What a host says about itself; crosses the Ray boundary as plain data."""
+
+    name: str
+    syncer_key: str
+    incarnation: str
+    pid: int
+    shards: list[RunningShard] = field(default_factory=list)
+    health: list[ShardHealth] = field(default_factory=list)
+    metrics: Any = None  # ray_syncer.metrics.snapshot() of this process, when available
+
+
+def default_client_factory(config: Any) -> ClientLike:
+    from ray_syncer.kube.client import KubeClient
+
+    return KubeClient(config)
+
+
+def default_shard_factory(desired: DesiredShard, source: Any, dest: Any) -> ShardLike:
+    from ray_syncer.engine.shard import Shard
+
+    metrics = None
+    try:
+        from ray_syncer.metrics import ShardMetrics
+
+        metrics = ShardMetrics(desired.spec.syncer_key, desired.shard_id)
+    except ImportError:  # metrics module not available in this build
+        metrics = None
+    return Shard(desired.spec, source=source, dest=dest, options=desired.options, metrics=metrics)
+
+
+def _metrics_snapshot() -> Any:
+    try:
+        from ray_syncer import metrics
+    except ImportError:
+        return None
+    snap = getattr(metrics, "snapshot", None)
+    return snap() if callable(snap) else None
+
+
+@dataclass
+class _Running:
+    desired: DesiredShard
+    shard: ShardLike
+    task: asyncio.Task[None]
+    stopping: bool = False
+    last_error: str = ""
+
+
+class HostCore:
+    """Runs shards; idempotent start/stop; reports health and death of shard tasks."""
+
+    def __init__(
+        self,
+        name: str,
+        syncer_key: str,
+        *,
+        shard_factory: ShardFactory | None = None,
+        client_factory: ClientFactory | None = None,
+    ) -> None:
+        self.name = name
+        self.syncer_key = syncer_key
+        self.incarnation = uuid.uuid4().hex[:12]
+        self._shard_factory = shard_factory or default_shard_factory
+        self._client_factory = client_factory or default_client_factory
+        self._shards: dict[str, _Running] = {}
+        self._clients: dict[Any, tuple[ClientLike, int]] = {}
+        self._lock = asyncio.Lock()
+
+    # -- clients, shared per cluster config within this process --
+    def _acquire(self, config: Any) -> Any:
+        client, refs = self._clients.get(config, (None, 0))
+        if client is None:
+            client = self._client_factory(config)
+        self._clients[config] = (client, refs + 1)
+        return client
+
+    async def _release(self, config: Any) -> None:
+        client, refs = self._clients.get(config, (None, 0))
+        if client is None:
+            return
+        if refs <= 1:
+            del self._clients[config]
+            await client.close()
+        else:
+            self._clients[config] = (client, refs - 1)
+
+    # -- lifecycle --
+    async def start_shard(self, desired: DesiredShard) -> bool:
+        """Start (or restart at a new revision); returns False when it already ran as wanted."""
+        async with self._lock:
+            current = self._shards.get(desired.shard_id)
+            if current is not None:
+                if current.desired.revision == desired.revision and not current.task.done():
+                    return False
+                await self._stop_locked(desired.shard_id)
+            source = self._acquire(desired.source)
+            dest = self._acquire(desired.dest)
+            try:
+                shard = self._shard_factory(desired, source, dest)
+            except Exception:
+                await self._release(desired.source)
+                await self._release(desired.dest)
+                raise
+            task = asyncio.get_running_loop().create_task(
+                self._run(desired.shard_id, shard), name=f"shard:{desired.shard_id}"
+            )
+            self._shards[desired.shard_id] = _Running(desired=desired, shard=shard, task=task)
+            log.info("shard started: %s (host %s)", desired.shard_id, self.name)
+            return True
+
+    async def _run(self, shard_id: str, shard: ShardLike) -> None:
+        try:
+            await shard.run()
+        except asyncio.CancelledError:
+            raise
+        except (
+            Exception
+        ) as exc:  # the engine should never raise; if it does, report and get restarted
+            entry = self._shards.get(shard_id)
+            if entry is not None:
+                entry.last_error = f"shard task crashed: {type(exc).__name__}: {exc}"[:300]
+            log.exception("shard %s crashed", shard_id)
+
+    async def stop_shard(self, shard_id: str) -> bool:
+        async with self._lock:
+            return await self._stop_locked(shard_id)
+
+    async def _stop_locked(self, shard_id: str) -> bool:
+        entry = self._shards.get(shard_id)
+        if entry is None:
+            return False
+        entry.stopping = True
+        try:
+            await asyncio.wait_for(entry.shard.stop(), timeout=STOP_DEADLINE_S)
+        except Exception:
+            log.warning("shard %s did not stop cleanly; cancelling", shard_id)
+        if not entry.task.done():
+            entry.task.cancel()
+        await asyncio.gather(entry.task, return_exceptions=True)
+        del self._shards[shard_id]
+        await self._release(entry.desired.source)
+        await self._release(entry.desired.dest)
+        try:
+            from ray_syncer.metrics import ShardMetrics
+
+            ShardMetrics(entry.desired.spec.syncer_key, shard_id).remove()
+        except Exception:  # metrics are best effort; a stopped shard must still stop
+            pass
+        log.info("shard stopped: %s (host %s)", shard_id, self.name)
+        return True
+
+    async def stop_all(self) -> int:
+        async with self._lock:
+            ids = list(self._shards)
+            await asyncio.gather(*(self._stop_locked(i) for i in ids))
+            return len(ids)
+
+    def shard_ids(self) -> list[str]:
+        return sorted(self._shards)
+
+    def report(self) -> HostReport:
+        shards: list[RunningShard] = []
+        health: list[ShardHealth] = []
+        for shard_id, entry in sorted(self._shards.items()):
+            failed = entry.task.done() and not entry.stopping
+            shards.append(
+                RunningShard(
+                    shard_id=shard_id,
+                    syncer_key=entry.desired.spec.syncer_key,
+                    revision=entry.desired.revision,
+                    failed=failed,
+                )
+            )
+            try:
+                h = entry.shard.health()
+            except Exception as exc:
+                h = ShardHealth(
+                    shard_id=shard_id, last_error=f"health failed: {type(exc).__name__}"
+                )
+            if failed:
+                h.state = ShardState.STOPPED
+                h.synced = False
+                h.last_error = entry.last_error or "shard task ended unexpectedly"
+            health.append(h)
+        return HostReport(
+            name=self.name,
+            syncer_key=self.syncer_key,
+            incarnation=self.incarnation,
+            pid=os.getpid(),
+            shards=shards,
+            health=health,
+            metrics=_metrics_snapshot(),
+        )
+
+
+async def gather_with_timeout(
+    calls: dict[str, Awaitable[Any]], *, timeout: float
+) -> dict[str, Any | BaseException]:
+    """Await several calls; each result is its value or the exception it raised (incl. timeout)."""
+
+    async def one(aw: Awaitable[Any]) -> Any:
+        return await asyncio.wait_for(aw, timeout=timeout)
+
+    keys = list(calls)
+    results = await asyncio.gather(*(one(calls[k]) for k in keys), return_exceptions=True)
+    return dict(zip(keys, results, strict=True))

@@ -1,0 +1,154 @@
+"""From a validated KRMSyncer to the shards it stands for (rules x kinds x namespaces).
+
+Why it exists: the reconciler needs one deterministic answer to "which shards
+should run for this syncer?". The answer depends on the rules, on what the
+source cluster serves (glob expansion through discovery) and on the tenancy
+flag (DESIGN §4.7). :func:`plan_syncer` is pure: it takes the expansions
+already fetched (``expand_rules`` does the I/O through
+``kube.discovery.expand_rule``) and returns ``ShardSpec`` values, human lines
+describing glob expansions for status, or a refusal with a reason.
+
+Push mode: the source is the operator's own cluster; pull mode: the source is
+the cluster in the Secret. Either way discovery runs against the source.
+Suspended syncers have no shards (the reconciler never calls this for them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray_syncer.api.models import KRMSyncer, Rule
+from ray_syncer.engine.spec import ShardSpec
+from ray_syncer.kube.client import ResourceInfo
+from ray_syncer.operator.status import Problem
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """``--restrict-to-own-namespace`` and ``--tenant-namespaces``."""
+
+    restrict_to_own_namespace: bool = False
+    tenant_namespaces: frozenset[str] = frozenset()
+
+    def restricted(self, namespace: str) -> bool:
+        return self.restrict_to_own_namespace and namespace not in self.tenant_namespaces
+
+
+@dataclass
+class SyncerPlan:
+    shards: list[ShardSpec] = field(default_factory=list)
+    expansions: list[str] = field(default_factory=list)
+    refused: Problem | None = None
+
+
+def rule_label(index: int, rule: Rule) -> str:
+    return f"rules[{index}] {rule.gvk}"
+
+
+def _describe_kinds(infos: Sequence[ResourceInfo], limit: int = 12) -> str:
+    names = [f"{i.kind}.{i.group}" if i.group else i.kind for i in infos]
+    shown = ", ".join(names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{len(names)} kind(s): {shown}{more}" if names else "no kinds"
+
+
+def plan_syncer(
+    syncer: KRMSyncer,
+    expansions: Mapping[int, Sequence[ResourceInfo]],
+    *,
+    tenancy: Tenancy = Tenancy(),
+    source_cluster: str = "source",
+) -> SyncerPlan:
+    """Shards for one (not suspended) syncer; ``expansions[i]`` is what rule ``i`` resolved to."""
+    spec = syncer.spec
+    own_ns = syncer.namespace
+    restricted = tenancy.restricted(own_ns)
+    out = SyncerPlan()
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(spec.rules):
+        infos = list(expansions.get(index, ()))
+        label = rule_label(index, rule)
+        if rule.is_glob:
+            out.expansions.append(f"{label} -> {_describe_kinds(infos)}")
+        elif not infos:
+            out.expansions.append(f"{label} -> not served by the source cluster")
+        if restricted:
+            others = [ns for ns in rule.namespaces or () if ns != own_ns]
+            if others:
+                out.refused = Problem(
+                    "NamespaceNotAllowed",
+                    f"{label}: this operator only lets KRMSyncers in namespace {own_ns!r} sync "
+                    f"their own namespace; it names {', '.join(sorted(others))}",
+                )
+                out.shards = []
+                return out
+        for info in infos:
+            if not info.namespaced:
+                if restricted:
+                    if rule.is_glob:
+                        continue  # a glob simply skips what the tenant may not read
+                    out.refused = Problem(
+                        "ClusterScopedNotAllowed",
+                        f"{label}: {info.kind} is cluster-scoped; this operator only lets "
+                        f"KRMSyncers in namespace {own_ns!r} sync their own namespace",
+                    )
+                    out.shards = []
+                    return out
+                namespaces: Sequence[str | None] = [None]
+            elif rule.namespaces:
+                namespaces = list(rule.namespaces)
+            else:
+                namespaces = [own_ns] if restricted else [None]
+            for ns in namespaces:
+                shard = ShardSpec(
+                    syncer_namespace=own_ns,
+                    syncer_name=syncer.name,
+                    group=info.group,
+                    version=info.version,
+                    kind=info.kind,
+                    source_namespace=ns,
+                    dest_namespace=spec.target.namespace if info.namespaced else None,
+                    label_selector=rule.selector_string,
+                    sync_fields=rule.effective_sync_fields,
+                    sync_status=rule.effective_sync_status,
+                    include_owned=rule.include_owned,
+                    immutable_policy=rule.immutable_policy,
+                    conflict_policy=spec.conflict_policy,
+                    deletion_policy=spec.deletion_policy,
+                    resync_period_s=spec.resync_period_seconds,
+                    source_cluster=source_cluster,
+                )
+                first = seen.get(shard.shard_id)
+                if first is not None:
+                    out.expansions.append(
+                        f"{label}: {shard.shard_id} is already covered by rules[{first}]; "
+                        f"rules[{first}] wins"
+                    )
+                    continue
+                seen[shard.shard_id] = index
+                out.shards.append(shard)
+    return out
+
+
+async def expand_rules(client: Any, syncer: KRMSyncer) -> dict[int, list[ResourceInfo]]:
+    """Discovery on the source cluster for every rule; raises when discovery fails."""
+    from ray_syncer.kube.discovery import expand_rule
+
+    out: dict[int, list[ResourceInfo]] = {}
+    for index, rule in enumerate(syncer.spec.rules):
+        out[index] = await expand_rule(
+            client, group=rule.group, version=rule.version, kind=rule.kind
+        )
+    return out
+
+
+def revision(spec: ShardSpec, *, credentials: str, options: Any = None) -> str:
+    """Digest of everything whose change must restart the shard."""
+    h = hashlib.sha256()
+    h.update(repr(spec).encode())
+    h.update(credentials.encode())
+    h.update(repr(options).encode())
+    return h.hexdigest()[:16]
