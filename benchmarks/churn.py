@@ -1,0 +1,237 @@
+"""Entry point: ``python -m benchmarks.churn`` (``make bench``) runs every scenario in one run.
+
+Why this exists: ratios (to the ceiling, to the naive baseline) only mean
+something when all figures come from the same run on the same machine, so one
+command runs them all in order: ceiling, initial sync, churn at several rates,
+overload at 2x the ceiling, restart over unchanged objects, memory per object,
+the naive baseline, and the shards scenario. It prints a table, writes one JSON
+per scenario plus a summary, and draws the plots.
+
+Exit status: 0 when every scenario that ran kept the destination equal to the
+source; 1 when any lost data or failed. A scenario whose code under test has not
+landed yet says "unavailable" instead of inventing numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report, scenarios
+from benchmarks.clusters import Clusters
+from benchmarks.workload import LoadGenerator, Observer
+
+ALL = ("ceiling", "initial", "churn", "overload", "restart", "memory", "naive", "shards")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(float(x)) for x in text.split(",") if x.strip()]
+
+
+def _opts(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = {"true": True, "false": False}.get(v.lower(), v)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.churn",
+        description="ray-syncer benchmarks: ceiling, initial sync, churn, overload, restart, "
+        "memory, naive baseline, shards.",
+    )
+    p.add_argument("--quick", action="store_true", help="small smoke run (< 1 min), no targets")
+    p.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {','.join(ALL)}")
+    p.add_argument("--objects", type=int, help="objects in the source (default 10000; quick 300)")
+    p.add_argument("--namespaces", type=int, help="namespaces they spread over (default 10)")
+    p.add_argument(
+        "--rates",
+        type=_floats,
+        help="absolute churn rates per second (default: 0.25,0.5,1.0,1.5 x the measured ceiling)",
+    )
+    p.add_argument("--duration", type=float, help="seconds per churn/overload run (default 15)")
+    p.add_argument("--payload-size", type=int, default=1024, help="bytes of data per ConfigMap")
+    p.add_argument("--ceiling-concurrency", type=_ints, help="sweep (default 1,8,32,64)")
+    p.add_argument(
+        "--naive-objects", type=int, help="objects for the naive baseline (default 2000)"
+    )
+    p.add_argument("--memory-objects", type=_ints, help="object counts (default 10000,100000)")
+    p.add_argument("--shards", type=_ints, default=[1, 10, 100, 1000])
+    p.add_argument(
+        "--engine-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="EngineOptions override (repeatable); the default lifts dest_qps out of the way",
+    )
+    p.add_argument("--source-kubeconfig", help="run against a real source cluster")
+    p.add_argument("--dest-kubeconfig", help="run against a real destination cluster")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for JSON and PNGs")
+    p.add_argument(
+        "--latest",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also copy results to <out>/latest (default: on for full runs, off for --quick)",
+    )
+    p.add_argument("--seed", type=int, default=7)
+    return p
+
+
+def params_from(args: argparse.Namespace) -> scenarios.Params:
+    q = args.quick
+    engine_options: dict[str, Any] = {
+        # The production default (200 writes/s per destination) would cap every figure;
+        # the benchmark measures the engine, so the token bucket is lifted out of the way.
+        "dest_qps": 1_000_000.0,
+        "dest_burst": 1_000_000,
+    }
+    engine_options.update(_opts(args.engine_opt))
+    return scenarios.Params(
+        quick=q,
+        objects=args.objects or (300 if q else 10_000),
+        namespaces=args.namespaces or (3 if q else 10),
+        rates=args.rates,
+        rate_fractions=[0.5] if q else [0.25, 0.5, 1.0, 1.5],
+        duration=args.duration or (2.0 if q else 15.0),
+        payload_size=args.payload_size,
+        ceiling_concurrency=args.ceiling_concurrency or ([8, 32] if q else [1, 8, 32, 64]),
+        ceiling_duration=1.0 if q else 4.0,
+        naive_objects=args.naive_objects or (100 if q else 2000),
+        naive_duration=2.0 if q else 8.0,
+        memory_objects=args.memory_objects or ([] if q else [10_000, 100_000]),
+        converge_timeout=30.0 if q else 120.0,
+        engine_options=engine_options,
+        seed=args.seed,
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    from ray_syncer.kube.client import KubeClient
+    from ray_syncer.kube.config import load_default
+
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(wanted) - set(ALL)
+    if unknown:
+        print(f"unknown scenarios: {sorted(unknown)}; choose from {ALL}", file=sys.stderr)
+        return 2
+    params = params_from(args)
+    latest = args.latest if args.latest is not None else not args.quick
+    stamp = report.timestamp()
+    context = {
+        "timestamp": stamp,
+        "machine": report.machine(),
+        "versions": report.versions(),
+        "parameters": {**vars(params), "scenarios": wanted},
+        "clusters": "real (kubeconfigs)" if args.source_kubeconfig else "in-memory (2 processes)",
+    }
+    started = time.monotonic()
+    clusters = await asyncio.get_running_loop().run_in_executor(
+        None,
+        lambda: Clusters.start(
+            source_kubeconfig=args.source_kubeconfig, dest_kubeconfig=args.dest_kubeconfig
+        ),
+    )
+    results: list[dict[str, Any]] = []
+    src = KubeClient(load_default(kubeconfig=str(clusters.source_kubeconfig)), max_connections=128)
+    dst = KubeClient(load_default(kubeconfig=str(clusters.dest_kubeconfig)), max_connections=32)
+    observer = Observer(client=dst)
+    bench = scenarios.Bench(
+        params=params,
+        clusters=clusters,
+        src=src,
+        dst=dst,
+        observer=observer,
+        load=LoadGenerator(client=src, observer=observer, payload_size=params.payload_size),
+        rng=random.Random(params.seed),
+    )
+    try:
+        setup = await scenarios.prepare(bench)
+        context["setup"] = setup
+        if "ceiling" in wanted or any(s in wanted for s in ("churn", "overload")):
+            results.append(await scenarios.ceiling(bench))
+        if "initial" in wanted or any(s in wanted for s in ("churn", "overload")):
+            results.append(await scenarios.initial_sync(bench))
+        ceiling = bench.ceiling_per_s or 0.0
+        rates = params.rates or [round(f * ceiling) for f in params.rate_fractions if ceiling]
+        labels = (
+            [f"{r:g}/s" for r in rates]
+            if params.rates
+            else [f"{f:g}x ({round(f * ceiling):,}/s)" for f in params.rate_fractions]
+        )
+        if "churn" in wanted:
+            for rate, label in zip(rates, labels, strict=False):
+                results.append(await scenarios.churn(bench, rate, label))
+        if "overload" in wanted:
+            results.append(await scenarios.overload(bench))
+        if "restart" in wanted:
+            results.append(await scenarios.restart(bench))
+        if "memory" in wanted:
+            results.append(await scenarios.memory(bench))
+        if "naive" in wanted:
+            naive_rate = max(rates) if rates else 200.0
+            results.extend(await scenarios.naive(bench, naive_rate))
+            scenarios.fill_naive_ratios(results, bench)
+        if "shards" in wanted:
+            results.append(scenarios.shards(args.shards))
+    finally:
+        await bench.stop_runner()
+        await observer.stop()
+        await src.close()
+        await dst.close()
+        await asyncio.get_running_loop().run_in_executor(None, clusters.stop)
+    context["wall_s"] = round(time.monotonic() - started, 1)
+    out: Path = args.out
+    report.write_results(
+        results, out=out, stamp=stamp, context=context, latest=out / "latest" if latest else None
+    )
+    report.plot_all(bench.series, out=out, stamp=stamp, latest=out / "latest" if latest else None)
+    m = context["machine"]
+    report.print_table(
+        results,
+        title=f"ray-syncer benchmarks ({'quick' if params.quick else 'full'}; {m['cpu_count']} CPU "
+        f"{m['cpu_model']}, {m['memory_gb']} GB; {context['clusters']}; {context['wall_s']} s)",
+    )
+    print(f"results: {out}/*-{stamp}.json" + (f" and {out}/latest/" if latest else ""))
+    bad = [
+        r["scenario"]
+        for r in results
+        if r["status"] == "failed" or (r.get("lost_updates") or 0) > 0
+    ]
+    bad = [s for s in bad if not s.startswith("naive")] + [
+        r["scenario"]
+        for r in results
+        if r["scenario"].startswith("naive")
+        and (r.get("lost_updates") or 0) > 0
+        and r.get("converge_s") is not None
+    ]
+    if bad:
+        print(f"FAILED (data lost or scenario failed): {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

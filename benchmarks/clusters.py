@@ -1,0 +1,204 @@
+"""The two clusters a benchmark runs against, and process-level measurements.
+
+Why this exists: on a 2-core machine the in-memory API servers must not share a
+GIL with the syncer under test, or the servers become the bottleneck and every
+ratio is meaningless. Each in-memory server therefore runs in its own spawned
+process (``ray_syncer.testing.ApiServer`` on its own event loop), and is driven
+over a pipe for the few things the harness needs from inside it: the count of
+mutating requests it served (the truth about destination writes, on the wire)
+and clearing its request log between scenarios.
+
+With ``--source-kubeconfig/--dest-kubeconfig`` no server is started: the same
+scenarios run against real clusters, and write counts come from the syncer's
+own health instead of the server log.
+
+Process memory is read from ``/proc`` (no psutil dependency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+# --------------------------------------------------------------------------- /proc
+
+
+def proc_memory(pid: int) -> dict[str, float]:
+    """RSS, peak RSS (VmHWM) and USS of a process, in MiB (0 when unreadable)."""
+    out = {"rss_mb": 0.0, "hwm_mb": 0.0, "uss_mb": 0.0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out["rss_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                out["hwm_mb"] = int(line.split()[1]) / 1024
+        uss_kb = 0
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                uss_kb += int(line.split()[1])
+        out["uss_mb"] = uss_kb / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds consumed by a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+# --------------------------------------------------------------------------- server process
+
+
+def _server_main(conn: Connection, name: str, kubeconfig_path: str) -> None:
+    asyncio.run(_serve(conn, name, kubeconfig_path))
+
+
+async def _serve(conn: Connection, name: str, kubeconfig_path: str) -> None:
+    try:
+        from ray_syncer.testing import ApiServer
+    except ImportError as exc:
+        conn.send(("error", f"ray_syncer.testing.ApiServer not importable: {exc}"))
+        return
+    server = await ApiServer.start(name=name)
+    server.write_kubeconfig(kubeconfig_path)
+    conn.send(("ready", server.url))
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            cmd = await loop.run_in_executor(None, conn.recv)
+            if cmd == "stop":
+                break
+            if cmd == "writes":
+                ok: Counter[str] = Counter()
+                failed: Counter[str] = Counter()
+                for rec in server.request_log:
+                    if rec.method in MUTATING:
+                        (ok if int(rec.status) < 400 else failed)[rec.method] += 1
+                conn.send({"ok": dict(ok), "failed": dict(failed)})
+            elif cmd == "clear":
+                server.clear_log()
+                conn.send(True)
+            else:
+                conn.send(("error", f"unknown command {cmd!r}"))
+    finally:
+        await server.stop()
+        conn.send("stopped")
+
+
+@dataclass
+class ServerProcess:
+    """One in-memory API server in its own process."""
+
+    name: str
+    kubeconfig: Path
+    process: mp.process.BaseProcess
+    conn: Connection
+
+    @classmethod
+    def start(cls, *, name: str, workdir: Path, timeout: float = 60.0) -> ServerProcess:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        path = workdir / f"{name}.kubeconfig"
+        proc = ctx.Process(
+            target=_server_main, args=(child, name, str(path)), name=f"bench-{name}", daemon=True
+        )
+        proc.start()
+        if not parent.poll(timeout):
+            proc.kill()
+            raise RuntimeError(f"in-memory API server {name!r} did not start in {timeout}s")
+        msg = parent.recv()
+        if msg[0] != "ready":
+            proc.join(5)
+            raise RuntimeError(str(msg[1]))
+        return cls(name=name, kubeconfig=path, process=proc, conn=parent)
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid or 0)
+
+    def _call(self, cmd: str, timeout: float = 60.0) -> Any:
+        self.conn.send(cmd)
+        if not self.conn.poll(timeout):
+            raise RuntimeError(f"server {self.name} did not answer {cmd!r}")
+        return self.conn.recv()
+
+    def writes(self) -> dict[str, Any]:
+        return dict(self._call("writes"))
+
+    def clear_log(self) -> None:
+        self._call("clear")
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(RuntimeError, OSError, EOFError):
+                self._call("stop", timeout=15)
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.kill()
+
+
+@dataclass
+class Clusters:
+    """Source and destination: kubeconfig paths, plus server processes when in-memory."""
+
+    source_kubeconfig: Path
+    dest_kubeconfig: Path
+    source_server: ServerProcess | None = None
+    dest_server: ServerProcess | None = None
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rsbench-")))
+
+    @property
+    def in_memory(self) -> bool:
+        return self.dest_server is not None
+
+    @classmethod
+    def start(
+        cls, *, source_kubeconfig: str | None = None, dest_kubeconfig: str | None = None
+    ) -> Clusters:
+        workdir = Path(tempfile.mkdtemp(prefix="rsbench-"))
+        if source_kubeconfig or dest_kubeconfig:
+            if not (source_kubeconfig and dest_kubeconfig):
+                raise SystemExit("give both --source-kubeconfig and --dest-kubeconfig, or neither")
+            return cls(Path(source_kubeconfig), Path(dest_kubeconfig), workdir=workdir)
+        src = ServerProcess.start(name="source", workdir=workdir)
+        try:
+            dst = ServerProcess.start(name="dest", workdir=workdir)
+        except BaseException:
+            src.stop()
+            raise
+        return cls(src.kubeconfig, dst.kubeconfig, src, dst, workdir)
+
+    def dest_write_count(self) -> int | None:
+        """Successful mutating requests the destination served since the last clear."""
+        if self.dest_server is None:
+            return None
+        return sum(self.dest_server.writes()["ok"].values())
+
+    def clear_logs(self) -> None:
+        for s in (self.source_server, self.dest_server):
+            if s is not None:
+                s.clear_log()
+
+    def server_pids(self) -> list[int]:
+        return [s.pid for s in (self.source_server, self.dest_server) if s is not None]
+
+    def stop(self) -> None:
+        for s in (self.source_server, self.dest_server):
+            if s is not None:
+                s.stop()

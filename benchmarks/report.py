@@ -1,0 +1,311 @@
+"""Results: the JSON schema, the machine and versions, the summary table and the plots.
+
+Why this exists: every scenario produces one result dict with the same keys
+(``RESULT_KEYS``), so runs can be compared across machines and commits. This
+module adds the context a number needs to mean something (machine, versions,
+parameters), writes ``<out>/<scenario>-<timestamp>.json``, prints the rich
+table and draws the PNGs. ``benchmarks.churn`` calls it at the end of a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RESULT_KEYS = (
+    "scenario",
+    "status",  # ok | failed | unavailable
+    "note",
+    "throughput_per_s",
+    "ceiling_per_s",
+    "ratio_to_ceiling",
+    "naive_per_s",
+    "ratio_to_naive",
+    "latency_ms",
+    "lost_updates",
+    "dest_writes",
+    "peak_rss_mb",
+)
+
+
+def new_result(scenario: str, **values: Any) -> dict[str, Any]:
+    r: dict[str, Any] = dict.fromkeys(RESULT_KEYS)
+    r.update(scenario=scenario, status="ok", note="", latency_ms=None)
+    r.update(values)
+    return r
+
+
+def percentiles(samples_s: Sequence[float]) -> dict[str, float] | None:
+    """p50/p90/p99/max in milliseconds (nearest-rank), None without samples."""
+    if not samples_s:
+        return None
+    xs = sorted(samples_s)
+    n = len(xs)
+
+    def rank(p: float) -> float:
+        return xs[min(n - 1, max(0, round(p * n + 0.5) - 1))] * 1000.0
+
+    return {
+        "p50": rank(0.50),
+        "p90": rank(0.90),
+        "p99": rank(0.99),
+        "max": xs[-1] * 1000.0,
+        "count": n,
+    }
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "cpu_model": model,
+        "memory_gb": mem_gb,
+        "platform": platform.platform(),
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+def versions() -> dict[str, Any]:
+    from importlib import metadata
+
+    out: dict[str, Any] = {"python": platform.python_version()}
+    for dist in ("ray", "ray-syncer", "kubernetes", "aiohttp", "orjson"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    try:
+        import subprocess
+
+        out["git_commit"] = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            or None
+        )
+    except OSError:
+        out["git_commit"] = None
+    return out
+
+
+def write_results(
+    results: list[dict[str, Any]],
+    *,
+    out: Path,
+    stamp: str,
+    context: dict[str, Any],
+    latest: Path | None,
+) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for r in results:
+        doc = {**r, **context}
+        p = out / f"{r['scenario']}-{stamp}.json"
+        p.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+        written.append(p)
+    summary = out / f"summary-{stamp}.json"
+    summary.write_text(json.dumps({"results": results, **context}, indent=2, default=str) + "\n")
+    written.append(summary)
+    if latest is not None:
+        latest.mkdir(parents=True, exist_ok=True)
+        for old in latest.glob("*.json"):
+            old.unlink()
+        for p in written:
+            name = p.name.replace(f"-{stamp}", "")
+            shutil.copyfile(p, latest / name)
+    return written
+
+
+def _fmt(v: Any, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        lat = r.get("latency_ms") or {}
+        rows.append(
+            [
+                r["scenario"],
+                r["status"],
+                _fmt(r.get("throughput_per_s")),
+                _fmt(r.get("ceiling_per_s")),
+                _fmt(r.get("ratio_to_ceiling"), 2),
+                _fmt(r.get("naive_per_s")),
+                _fmt(r.get("ratio_to_naive"), 1),
+                "/".join(_fmt(lat.get(k)) for k in ("p50", "p99", "max")) if lat else "-",
+                _fmt(r.get("lost_updates")),
+                _fmt(r.get("dest_writes")),
+                _fmt(r.get("peak_rss_mb")),
+            ]
+        )
+    return rows
+
+
+HEADERS = [
+    "scenario",
+    "status",
+    "throughput/s",
+    "ceiling/s",
+    "x ceiling",
+    "naive/s",
+    "x naive",
+    "latency ms p50/p99/max",
+    "lost",
+    "dest writes",
+    "peak RSS MB",
+]
+
+
+def print_table(results: list[dict[str, Any]], *, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for h in HEADERS:
+        t.add_column(h, justify="left" if h in ("scenario", "status") else "right")
+    for row in table_rows(results):
+        t.add_row(*row)
+    console = Console(width=200)
+    console.print(t)
+    for r in results:
+        if r.get("note"):
+            console.print(f"[bold]{r['scenario']}[/bold]: {r['note']}")
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for row in table_rows(results):
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_all(series: dict[str, Any], *, out: Path, stamp: str, latest: Path | None) -> list[Path]:
+    """Draw the PNGs from the time series the scenarios collected."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    paths: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        p = out / f"{name}-{stamp}.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+        if latest is not None:
+            latest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, latest / f"{name}.png")
+
+    cdfs: dict[str, list[float]] = series.get("latency", {})
+    if cdfs:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for label, xs in cdfs.items():
+            if not xs:
+                continue
+            ys = sorted(x * 1000 for x in xs)
+            n = len(ys)
+            ax.plot(ys, [(i + 1) / n for i in range(n)], label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("propagation latency (ms, source ack -> visible in destination watch)")
+        ax.set_ylabel("fraction of updates")
+        ax.set_title("Latency CDF per churn rate")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, "latency_cdf")
+
+    tps: dict[str, list[float]] = series.get("throughput", {})
+    if tps:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for label, times in tps.items():
+            if not times:
+                continue
+            t0 = times[0]
+            buckets: dict[int, int] = {}
+            for t in times:
+                b = int((t - t0) / 0.5)
+                buckets[b] = buckets.get(b, 0) + 1
+            xs = list(range(max(buckets) + 1))
+            ax.plot([x * 0.5 for x in xs], [buckets.get(x, 0) * 2 for x in xs], label=label)
+        ceiling = series.get("ceiling_per_s")
+        if ceiling:
+            ax.axhline(ceiling, color="k", ls="--", lw=1, label=f"ceiling {ceiling:,.0f}/s")
+        ax.set_xlabel("seconds since first destination change")
+        ax.set_ylabel("destination changes per second")
+        ax.set_title("Throughput over time (destination watch)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, "throughput")
+
+    mem: list[tuple[int, float]] = series.get("memory", [])
+    if mem:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        xs = [m[0] for m in mem]
+        ys = [m[1] for m in mem]
+        ax.plot(xs, ys, "o-", label="syncer process RSS growth")
+        for x, y in mem:
+            if x:
+                ax.annotate(f"{y * 1024 * 1024 / x:,.0f} B/obj", (x, y), fontsize=8)
+        ax.set_xlabel("tracked objects")
+        ax.set_ylabel("MiB above the idle process")
+        ax.set_title("Memory vs objects")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, "memory")
+
+    over: list[tuple[float, float]] = series.get("overload_rss", [])
+    if over:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.plot([o[0] for o in over], [o[1] for o in over])
+        ax.set_xlabel("seconds into overload")
+        ax.set_ylabel("syncer RSS (MiB)")
+        ax.set_title("Memory under overload (2x ceiling)")
+        ax.grid(True, alpha=0.3)
+        save(fig, "overload_memory")
+    return paths
+
+
+def timestamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime())
