@@ -25,11 +25,19 @@ from __future__ import annotations
 
 import asyncio
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 from ray_syncer import API_GROUP, KIND
-from ray_syncer.kube.client import KubeClient, ResourceInfo
+from ray_syncer.kube.client import ResourceInfo
 
-__all__ = ["GLOB_EXCLUDED", "expand_rule", "glob_excluded", "is_glob", "resolve_exact"]
+__all__ = [
+    "GLOB_EXCLUDED",
+    "DiscoveryClient",
+    "expand_rule",
+    "glob_excluded",
+    "is_glob",
+    "resolve_exact",
+]
 
 # (group, kind) pairs a glob never expands to (DESIGN.md §3).
 GLOB_EXCLUDED: frozenset[tuple[str, str]] = frozenset(
@@ -51,6 +59,16 @@ GLOB_EXCLUDED: frozenset[tuple[str, str]] = frozenset(
 _GLOB_CHARS = frozenset("*?[")
 
 
+class DiscoveryClient(Protocol):
+    """The part of ``KubeClient`` discovery needs (tests inject a fake)."""
+
+    async def server_groups(self) -> dict[str, list[str]]: ...
+
+    async def resources(self, group: str, version: str) -> list[ResourceInfo]: ...
+
+    async def resolve(self, group: str, version: str, kind: str) -> ResourceInfo | None: ...
+
+
 def is_glob(s: str) -> bool:
     """True when ``s`` holds an fnmatch wildcard (``*``, ``?`` or ``[``)."""
     return any(c in _GLOB_CHARS for c in s)
@@ -66,14 +84,14 @@ def glob_excluded(info: ResourceInfo) -> str | None:
 
 
 async def resolve_exact(
-    client: KubeClient, *, group: str, version: str, kind: str
+    client: DiscoveryClient, *, group: str, version: str, kind: str
 ) -> ResourceInfo | None:
     """The one kind an explicit rule names, or None when the cluster does not serve it."""
     return await client.resolve(group, version, kind)
 
 
 async def expand_rule(
-    client: KubeClient, *, group: str, version: str, kind: str
+    client: DiscoveryClient, *, group: str, version: str, kind: str
 ) -> list[ResourceInfo]:
     """The kinds a rule stands for on ``client``'s cluster, sorted by (group, kind).
 
