@@ -10,6 +10,7 @@ table and draws the PNGs. ``benchmarks.churn`` calls it at the end of a run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -49,7 +50,8 @@ def percentiles(samples_s: Sequence[float]) -> dict[str, float] | None:
     n = len(xs)
 
     def rank(p: float) -> float:
-        return xs[min(n - 1, max(0, round(p * n + 0.5) - 1))] * 1000.0
+        # Nearest rank: the smallest sample with at least p of the samples at or below it.
+        return xs[min(n - 1, max(0, math.ceil(p * n) - 1))] * 1000.0
 
     return {
         "p50": rank(0.50),
