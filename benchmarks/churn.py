@@ -135,7 +135,7 @@ async def run(args: argparse.Namespace) -> int:
     params = params_from(args)
     latest = args.latest if args.latest is not None else not args.quick
     stamp = report.timestamp()
-    context = {
+    context: dict[str, Any] = {
         "timestamp": stamp,
         "machine": report.machine(),
         "versions": report.versions(),

@@ -61,7 +61,7 @@ class NaiveSyncer:
                 raise
             self.dst.create_namespaced_config_map(ns, body)
         else:
-            body.metadata.resource_version = existing.metadata.resource_version
+            body.metadata.resource_version = existing.metadata.resource_version  # type: ignore[union-attr]
             self.dst.replace_namespaced_config_map(name, ns, body)
         self.writes += 1
 
@@ -90,7 +90,7 @@ class NaiveSyncer:
                         if self._stop.is_set():
                             return
                         self._handle("ADDED", cm)
-                    rv = lst.metadata.resource_version
+                    rv = lst.metadata.resource_version or ""  # type: ignore[union-attr]
                     self.listed = True
                 w = watch.Watch()
                 for ev in w.stream(

@@ -84,6 +84,7 @@ def machine() -> dict[str, Any]:
                 mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -269,8 +270,8 @@ def plot_all(series: dict[str, Any], *, out: Path, stamp: str, latest: Path | No
             for t in times:
                 b = int((t - t0) / 0.5)
                 buckets[b] = buckets.get(b, 0) + 1
-            xs = list(range(max(buckets) + 1))
-            ax.plot([x * 0.5 for x in xs], [buckets.get(x, 0) * 2 for x in xs], label=label)
+            idx = list(range(max(buckets) + 1))
+            ax.plot([i * 0.5 for i in idx], [buckets.get(i, 0) * 2 for i in idx], label=label)
         ceiling = series.get("ceiling_per_s")
         if ceiling:
             ax.axhline(ceiling, color="k", ls="--", lw=1, label=f"ceiling {ceiling:,.0f}/s")
