@@ -51,7 +51,7 @@ class SupervisorReport:
     failed: list[str] = field(default_factory=list)
     hosts: dict[str, list[str]] = field(default_factory=dict)  # host -> shard ids
     unreachable: list[str] = field(default_factory=list)
-    metrics: list[Any] = field(default_factory=list)  # one snapshot per reachable host
+    metrics: dict[str, Any] = field(default_factory=dict)  # host -> its metrics snapshot
     actions: list[str] = field(default_factory=list)  # what this pass did
     desired_known: bool = False
 
@@ -114,7 +114,7 @@ class SupervisorCore:
             for h in res.health:
                 report.health[h.shard_id] = h
             if res.metrics is not None:
-                report.metrics.append(res.metrics)
+                report.metrics[name] = res.metrics
         self._last_views = views
         return views, report
 

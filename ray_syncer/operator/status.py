@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ray_syncer.engine.spec import ShardHealth, ShardState
+from ray_syncer.engine.spec import ShardHealth, ShardSpec, ShardState
 
 CONDITION_TYPES = ("Ready", "Suspended", "DestinationReachable", "Synced", "Degraded")
 # Per-shard entries kept in status; beyond this the list is cut (worst shards first) and counted.
@@ -29,6 +29,7 @@ MAX_SHARDS_IN_STATUS = 1000
 VOLATILE_WRITE_INTERVAL_S = 30.0
 # Any status write is at least this far apart (per syncer).
 MIN_WRITE_INTERVAL_S = 2.0
+CONFLICT_SAMPLE = 20
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class SyncerFacts:
     failed_shards: Sequence[str] = ()  # shard ids whose run task ended and await restart
     expansions: Sequence[str] = field(default_factory=list)  # "rule -> kinds" lines for globs
     mode: str = "push"
+    shard_specs: Mapping[str, ShardSpec] = field(default_factory=dict)  # shard id -> spec
 
 
 def rfc3339(ts: float) -> str:
@@ -77,7 +79,7 @@ def _shard_problem(h: ShardHealth) -> tuple[int, str] | None:
     return None
 
 
-def _shard_entry(h: ShardHealth) -> dict[str, Any]:
+def _shard_entry(h: ShardHealth, spec: ShardSpec | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": h.shard_id,
         "state": h.state.value if isinstance(h.state, ShardState) else str(h.state),
@@ -87,6 +89,12 @@ def _shard_entry(h: ShardHealth) -> dict[str, Any]:
         "conflicts": h.conflicts,
         "lagSeconds": round(h.lag_seconds, 1),
     }
+    if spec is not None:
+        entry["group"] = spec.group
+        entry["version"] = spec.version
+        entry["kind"] = spec.kind
+        if spec.source_namespace:
+            entry["namespace"] = spec.source_namespace
     if h.last_sync_time is not None:
         entry["lastSyncTime"] = rfc3339(h.last_sync_time)
     message = h.last_error or h.message
@@ -233,7 +241,9 @@ def compute_status(
     expected = set(facts.expected_shards)
     mine = [h for h in shards if h.shard_id in expected]
     ordered = sorted(mine, key=lambda h: ((_shard_problem(h) or (9, ""))[0], h.shard_id))
-    entries = [_shard_entry(h) for h in ordered[:MAX_SHARDS_IN_STATUS]]
+    entries = [
+        _shard_entry(h, facts.shard_specs.get(h.shard_id)) for h in ordered[:MAX_SHARDS_IN_STATUS]
+    ]
     status: dict[str, Any] = {
         "observedGeneration": facts.generation,
         "conditions": conditions,
@@ -245,6 +255,9 @@ def compute_status(
         status["shardsOmitted"] = len(ordered) - MAX_SHARDS_IN_STATUS
     if facts.expansions:
         status["expandedRules"] = list(facts.expansions)
+    sample = [name for h in ordered for name in h.conflict_names][:CONFLICT_SAMPLE]
+    if sample:
+        status["conflictsSample"] = sample
     return status
 
 

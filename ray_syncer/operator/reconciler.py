@@ -1,0 +1,624 @@
+"""The operator loop: KRMSyncers and their Secrets in, desired shards and status out.
+
+Why it exists: this is the controller. It watches KRMSyncer objects (all
+namespaces or ``--namespace``), the Secrets they reference and CRDs (so glob
+rules re-expand), and on every change (plus a periodic tick) it recomputes the
+whole desired state, level-triggered:
+
+1. validate each KRMSyncer (``api.models.parse_krmsyncer``; invalid ->
+   ``Ready=False InvalidSpec`` with the precise message, others unaffected);
+2. read the Secret, load the kubeconfig safely (``kube.config``), refuse a
+   destination that is the operator's own cluster, probe the remote;
+3. expand rules on the source cluster and plan shards (``operator.planner``);
+4. hand the desired shards to the backend (the supervisor actor, or an
+   in-process ``SupervisorCore`` in tests) and receive shard health + metrics;
+5. write ``status`` through the ``/status`` subresource only on change,
+   rate-limited (``operator.status``), and emit Events on transitions.
+
+Safety: a failure to *read* (Secret 5xx, discovery error) keeps the previous
+shards running; shards are only stopped on a definite answer (syncer deleted or
+suspended, Secret gone, spec invalid). Secret contents never leave this module
+except as a ``ClusterConfig`` handed to shard hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from ray_syncer import API_GROUP, API_VERSION, KIND, PLURAL
+from ray_syncer.api.models import KRMSyncer, SpecError, is_suspended_effectively, parse_krmsyncer
+from ray_syncer.engine.spec import ShardHealth, ShardSpec
+from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+from ray_syncer.kube.config import ClusterConfig, KubeconfigError, load_kubeconfig_text
+from ray_syncer.operator.executor import SupervisorReport
+from ray_syncer.operator.planner import Tenancy, expand_rules, plan_syncer, revision
+from ray_syncer.operator.status import (
+    Problem,
+    SyncerFacts,
+    compute_status,
+    condition,
+    should_write,
+)
+from ray_syncer.operator.supervisor import DesiredShard
+
+log = logging.getLogger(__name__)
+
+KRMSYNCER_RES = ResourceInfo(
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    PLURAL,
+    namespaced=True,
+    has_status=True,
+    verbs=frozenset({"get", "list", "watch", "patch", "update"}),
+)
+SECRET_RES = ResourceInfo(
+    "", "v1", "Secret", "secrets", True, verbs=frozenset({"get", "list", "watch"})
+)
+CRD_RES = ResourceInfo(
+    "apiextensions.k8s.io",
+    "v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    False,
+    verbs=frozenset({"get", "list", "watch"}),
+)
+COMPONENT = "krm-syncer"
+
+
+class Backend(Protocol):
+    async def apply(self, desired: Mapping[str, DesiredShard]) -> SupervisorReport: ...
+    async def shutdown(self) -> int: ...
+
+
+@dataclass
+class Settings:
+    """Operator flags that shape reconciliation (``ray-syncer run``)."""
+
+    namespace: str | None = None
+    allow_kubeconfig_exec: bool = False
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    cluster_name: str = "in-cluster"
+    tick_s: float = 5.0  # periodic full pass (also picks up shard health for status)
+    discovery_ttl_s: float = 30.0  # glob re-expansion when no CRD event says so earlier
+    probe_ttl_s: float = 15.0  # remote reachability re-check
+    debounce_s: float = 0.2
+    engine_options: Any = None
+    watch_crds: bool = True
+
+
+@dataclass
+class _Remote:
+    """A loaded kubeconfig from a Secret and what we learned about its cluster."""
+
+    digest: str
+    config: ClusterConfig
+    client: Any
+    probed_at: float = 0.0
+    problem: Problem | None = None
+
+
+@dataclass
+class _SyncerState:
+    shards: dict[str, DesiredShard] = field(default_factory=dict)
+    expansion: dict[int, list[ResourceInfo]] | None = None
+    expansion_key: tuple[Any, ...] = ()
+    expanded_at: float = 0.0
+    last_write: float | None = None
+    written: dict[str, Any] | None = None
+    events: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _server_key(url: str) -> str:
+    parts = urlsplit(url.strip().lower())
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    if host in ("localhost", "::1"):
+        host = "127.0.0.1"
+    return f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
+def config_digest(text: str, context: str | None = None) -> str:
+    return hashlib.sha256(f"{context or ''}\0{text}".encode()).hexdigest()[:16]
+
+
+class Reconciler:
+    """Drives the backend from KRMSyncer objects; writes status and Events."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        own_config: ClusterConfig,
+        backend: Backend,
+        settings: Settings | None = None,
+        *,
+        client_factory: Callable[[ClusterConfig], Any] = KubeClient,
+        clock: Callable[[], float] = time.time,
+        on_report: Callable[[SupervisorReport], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.own_config = own_config
+        self.backend = backend
+        self.settings = settings or Settings()
+        self.client_factory = client_factory
+        self.clock = clock
+        self.on_report = on_report
+        self.syncers: dict[str, dict[str, Any]] = {}  # "ns/name" -> raw object
+        self.state: dict[str, _SyncerState] = {}
+        self.remotes: dict[str, _Remote] = {}  # syncer key -> loaded remote
+        self.referenced_secrets: set[str] = set()
+        self.ready = False
+        self.synced_once = False
+        self.last_pass: float = 0.0
+        self.last_report: SupervisorReport | None = None
+        self.passes = 0
+        self._trigger = asyncio.Event()
+        self._instance = f"{COMPONENT}-{uuid.uuid4().hex[:6]}"
+
+    def trigger(self) -> None:
+        self._trigger.set()
+
+    # ------------------------------------------------------------------ loops
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(
+                self._informer(KRMSYNCER_RES, self.settings.namespace, self._on_syncer)
+            ),
+            asyncio.create_task(
+                self._informer(SECRET_RES, self.settings.namespace, self._on_secret)
+            ),
+            asyncio.create_task(self._ticker()),
+        ]
+        if self.settings.watch_crds:
+            tasks.append(asyncio.create_task(self._informer(CRD_RES, None, self._on_crd)))
+        try:
+            while not stop.is_set():
+                waiter = asyncio.create_task(self._trigger.wait())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                if stop.is_set():
+                    break
+                await asyncio.sleep(self.settings.debounce_s)
+                self._trigger.clear()
+                if not self.synced_once:
+                    continue
+                try:
+                    await self.reconcile_all()
+                except Exception:
+                    log.exception("reconcile pass failed")
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for remote in self.remotes.values():
+                with contextlib.suppress(Exception):
+                    await remote.client.close()
+            self.remotes.clear()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tick_s)
+            self.trigger()
+
+    async def _informer(
+        self,
+        res: ResourceInfo,
+        namespace: str | None,
+        on_event: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        """List then watch, forever; relist on 410 or error (with backoff)."""
+        backoff = 0.5
+        while True:
+            try:
+                items, rv = await self.client.list_all(res, namespace=namespace)
+                on_event("SYNC", {"items": items})
+                backoff = 0.5
+                while True:
+                    stream = self.client.watch(
+                        res, namespace=namespace, resource_version=rv, timeout_seconds=300
+                    )
+                    try:
+                        async for ev in stream:
+                            obj = ev.get("object") or {}
+                            new_rv = (obj.get("metadata") or {}).get("resourceVersion")
+                            if new_rv:
+                                rv = new_rv
+                            if ev.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                                on_event(ev["type"], obj)
+                    finally:
+                        closer = getattr(stream, "aclose", None)
+                        if closer is not None:
+                            await closer()
+            except asyncio.CancelledError:
+                raise
+            except ApiError as exc:
+                if not exc.gone:
+                    log.warning("%s informer: %s %s", res.kind, exc.status, exc.reason)
+            except TransportError as exc:
+                log.warning("%s informer: %s", res.kind, exc)
+            except Exception:
+                log.exception("%s informer failed", res.kind)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    @staticmethod
+    def _key(obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+    def _on_syncer(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "SYNC":
+            self.syncers = {self._key(o): o for o in obj["items"]}
+            self.synced_once = True
+        elif kind == "DELETED":
+            self.syncers.pop(self._key(obj), None)
+        else:
+            self.syncers[self._key(obj)] = obj
+        self.trigger()
+
+    def _on_secret(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "SYNC" or self._key(obj) in self.referenced_secrets:
+            self.trigger()
+
+    def _on_crd(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "SYNC":
+            return
+        # A CRD came or went: globs may expand differently now.
+        self.client.invalidate_discovery()
+        for st in self.state.values():
+            st.expanded_at = 0.0
+        self.trigger()
+
+    # ------------------------------------------------------------------ one pass
+
+    async def reconcile_all(self) -> SupervisorReport | None:
+        now = self.clock()
+        desired: dict[str, DesiredShard] = {}
+        facts: dict[str, SyncerFacts] = {}
+        parsed: dict[str, KRMSyncer | None] = {}
+        referenced: set[str] = set()
+        for key, raw in sorted(self.syncers.items()):
+            st = self.state.setdefault(key, _SyncerState())
+            f, syncer = await self._syncer_facts(key, raw, st, now, referenced)
+            facts[key] = f
+            parsed[key] = syncer
+            desired.update(st.shards)
+        self.referenced_secrets = referenced
+        for key in list(self.state):
+            if key not in self.syncers:
+                del self.state[key]
+                remote = self.remotes.pop(key, None)
+                if remote is not None:
+                    await remote.client.close()
+
+        try:
+            report = await self.backend.apply(desired)
+        except Exception as exc:
+            log.warning("supervisor unavailable: %s", type(exc).__name__)
+            self.ready = False
+            return None
+        self.last_report = report
+        self.ready = True
+        self.last_pass = time.monotonic()
+        self.passes += 1
+        if self.on_report is not None:
+            self.on_report(report)
+        for key, f in facts.items():
+            f.failed_shards = [s for s in report.failed if s in self.state[key].shards]
+            await self._write_status(key, self.syncers[key], f, report.health, now)
+        return report
+
+    async def _syncer_facts(
+        self,
+        key: str,
+        raw: dict[str, Any],
+        st: _SyncerState,
+        now: float,
+        referenced: set[str],
+    ) -> tuple[SyncerFacts, KRMSyncer | None]:
+        meta = raw.get("metadata") or {}
+        generation = int(meta.get("generation") or 0)
+        if meta.get("deletionTimestamp"):
+            st.shards = {}
+            return SyncerFacts(generation=generation, suspended=True), None
+        try:
+            syncer = parse_krmsyncer(raw)
+        except SpecError as exc:
+            st.shards = {}
+            return SyncerFacts(
+                generation=generation, invalid=Problem("InvalidSpec", str(exc))
+            ), None
+        spec = syncer.spec
+        if is_suspended_effectively(raw):
+            st.shards = {}
+            return SyncerFacts(generation=generation, suspended=True, mode=spec.mode), syncer
+        ref = spec.secret_ref
+        referenced.add(f"{syncer.namespace}/{ref.name}")
+        facts = SyncerFacts(generation=generation, mode=spec.mode)
+
+        remote, problem, transient = await self._load_remote(key, syncer, now)
+        if remote is None:
+            facts.destination = problem
+            if not transient:
+                st.shards = {}
+            facts.expected_shards = list(st.shards)
+            return facts, syncer
+        if _server_key(remote.config.server) == _server_key(self.own_config.server):
+            st.shards = {}
+            facts.refused = Problem(
+                "DestinationIsSource",
+                f"the kubeconfig in Secret {syncer.namespace}/{ref.name} points at this operator's "
+                f"own cluster ({remote.config.server}); syncing a cluster into itself would loop",
+            )
+            return facts, syncer
+        facts.destination = remote.problem
+
+        push = spec.mode == "push"
+        source_cfg, dest_cfg = (
+            (self.own_config, remote.config) if push else (remote.config, self.own_config)
+        )
+        source_client = self.client if push else remote.client
+        source_cluster = (
+            self.settings.cluster_name if push else (remote.config.name or remote.config.server)
+        )
+
+        exp_key = (raw.get("metadata", {}).get("generation"), remote.digest, spec.mode)
+        stale = (
+            st.expansion is None
+            or st.expansion_key != exp_key
+            or now - st.expanded_at >= self.settings.discovery_ttl_s
+        )
+        if stale:
+            try:
+                if not push:
+                    source_client.invalidate_discovery()
+                st.expansion = await expand_rules(source_client, syncer)
+                st.expansion_key = exp_key
+                st.expanded_at = now
+            except (ApiError, TransportError) as exc:
+                # Could not ask: keep the previous expansion (and shards) rather than guess.
+                log.warning("%s: discovery failed: %s", key, type(exc).__name__)
+                if st.expansion is None or st.expansion_key != exp_key:
+                    facts.expected_shards = list(st.shards)
+                    if facts.destination is None:
+                        facts.destination = Problem(
+                            "DiscoveryFailed",
+                            f"cannot read the source cluster's API discovery: {exc}"[:300],
+                        )
+                    return facts, syncer
+        plan = plan_syncer(
+            syncer,
+            st.expansion or {},
+            tenancy=self.settings.tenancy,
+            source_cluster=source_cluster,
+        )
+        facts.expansions = plan.expansions
+        if plan.refused is not None:
+            st.shards = {}
+            facts.refused = plan.refused
+            return facts, syncer
+        options = self.settings.engine_options
+        st.shards = {
+            s.shard_id: DesiredShard(
+                spec=s,
+                revision=revision(s, credentials=remote.digest, options=options),
+                source=source_cfg,
+                dest=dest_cfg,
+                options=options,
+            )
+            for s in plan.shards
+        }
+        facts.expected_shards = list(st.shards)
+        facts.shard_specs = {s.shard_id: s for s in plan.shards}
+        return facts, syncer
+
+    async def _load_remote(
+        self, key: str, syncer: KRMSyncer, now: float
+    ) -> tuple[_Remote | None, Problem | None, bool]:
+        """(remote, problem, transient). A transient problem keeps running shards."""
+        ref = syncer.spec.secret_ref
+        where = f"Secret {syncer.namespace}/{ref.name}"
+        try:
+            secret = await self.client.get(SECRET_RES, namespace=syncer.namespace, name=ref.name)
+        except ApiError as exc:
+            if exc.not_found:
+                return None, Problem("SecretNotFound", f"{where} not found"), False
+            if exc.forbidden:
+                return None, Problem("SecretForbidden", f"the operator may not read {where}"), False
+            return (
+                None,
+                Problem("SecretUnavailable", f"cannot read {where}: {exc.status} {exc.reason}"),
+                True,
+            )
+        except TransportError:
+            return (
+                None,
+                Problem("SecretUnavailable", f"cannot read {where}: the API server did not answer"),
+                True,
+            )
+        data = secret.get("data") or {}
+        if ref.key not in data:
+            keys = ", ".join(sorted(data)) or "none"
+            return (
+                None,
+                Problem("SecretKeyMissing", f"{where} has no key {ref.key!r} (keys: {keys})"),
+                False,
+            )
+        try:
+            text = base64.b64decode(data[ref.key], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return (
+                None,
+                Problem("KubeconfigInvalid", f"{where} key {ref.key!r} is not base64 UTF-8 text"),
+                False,
+            )
+        digest = config_digest(text)
+        remote = self.remotes.get(key)
+        if remote is None or remote.digest != digest:
+            if remote is not None:
+                with contextlib.suppress(Exception):
+                    await remote.client.close()
+                self.remotes.pop(key, None)
+            allow = self.settings.allow_kubeconfig_exec
+            try:
+                config = load_kubeconfig_text(text, allow_exec=allow, allow_files=allow)
+            except KubeconfigError as exc:
+                return None, Problem(exc.reason, f"{where} key {ref.key!r}: {exc.message}"), False
+            remote = _Remote(digest=digest, config=config, client=self.client_factory(config))
+            self.remotes[key] = remote
+            if syncer.spec.mode == "push":
+                log.info(
+                    "%s: loaded destination kubeconfig %s (server %s)",
+                    key,
+                    digest[:8],
+                    config.server,
+                )
+        if now - remote.probed_at >= self.settings.probe_ttl_s or remote.problem is not None:
+            remote.problem = await self._probe(remote)
+            remote.probed_at = now
+        return remote, None, False
+
+    async def _probe(self, remote: _Remote) -> Problem | None:
+        server = remote.config.server
+        try:
+            await remote.client.request("GET", "/api")
+        except ApiError as exc:
+            if exc.unauthorized:
+                return Problem(
+                    "Unauthorized", f"{server} rejected the kubeconfig's credentials (401)"
+                )
+            if exc.forbidden:
+                return None  # authenticated; RBAC per kind shows in shard health
+            return Problem("Unreachable", f"{server} answered {exc.status} {exc.reason}")
+        except TransportError as exc:
+            return Problem("Unreachable", f"cannot reach {server}: {exc}"[:300])
+        return None
+
+    # ------------------------------------------------------------------ status and events
+
+    async def _write_status(
+        self,
+        key: str,
+        raw: dict[str, Any],
+        facts: SyncerFacts,
+        health: Mapping[str, ShardHealth],
+        now: float,
+    ) -> None:
+        st = self.state[key]
+        current = st.written if st.written is not None else raw.get("status")
+        shards = [health[s] for s in facts.expected_shards if s in health]
+        new = compute_status(facts, shards, previous=current, now=now)
+        await self._events(raw, current, new, st)
+        if not should_write(current, new, last_write=st.last_write, now=now):
+            return
+        body = {"status": {**{k: None for k in (current or {}) if k not in new}, **new}}
+        meta = raw.get("metadata") or {}
+        try:
+            await self.client.patch(
+                KRMSYNCER_RES,
+                namespace=meta.get("namespace"),
+                name=meta["name"],
+                body=body,
+                content_type="application/merge-patch+json",
+                subresource="status",
+            )
+        except ApiError as exc:
+            if not exc.not_found:
+                log.warning("%s: status write failed: %s %s", key, exc.status, exc.reason)
+            return
+        except TransportError as exc:
+            log.warning("%s: status write failed: %s", key, exc)
+            return
+        st.written = new
+        st.last_write = now
+
+    async def _events(
+        self,
+        raw: dict[str, Any],
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any],
+        st: _SyncerState,
+    ) -> None:
+        """One Event per condition transition worth telling a person about."""
+        out: list[tuple[str, str, str]] = []
+        for ctype in ("Ready", "Suspended", "Synced", "DestinationReachable"):
+            was, now_c = condition(old, ctype), condition(new, ctype)
+            if now_c is None:
+                continue
+            if was is not None and (was.get("status"), was.get("reason")) == (
+                now_c["status"],
+                now_c["reason"],
+            ):
+                continue
+            reason, message, status = now_c["reason"], now_c["message"], now_c["status"]
+            if ctype == "Ready" and status == "False":
+                out.append(("Warning", reason, message))
+            elif ctype == "Ready" and status == "True" and reason == "Running":
+                out.append(("Normal", "ShardsRunning", message))
+            elif ctype == "Suspended" and status == "True" and reason == "Suspended":
+                out.append(("Normal", "Suspended", "syncing paused: no watches, no writes"))
+            elif (
+                ctype == "Suspended"
+                and status == "False"
+                and was is not None
+                and was.get("reason") == "Suspended"
+            ):
+                out.append(("Normal", "Resumed", message))
+            elif ctype == "Synced" and status == "True" and reason == "Synced":
+                out.append(("Normal", "Synced", message))
+            elif ctype == "DestinationReachable" and status == "False":
+                out.append(("Warning", reason, message))
+        for etype, reason, message in out:
+            ident = (reason, message)
+            if ident in st.events:
+                continue
+            st.events = {e for e in st.events if e[0] != reason} | {ident}
+            await self._emit(raw, etype, reason, message)
+
+    async def _emit(self, raw: Mapping[str, Any], etype: str, reason: str, message: str) -> None:
+        meta = raw.get("metadata") or {}
+        ns = meta.get("namespace") or "default"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": ns},
+            "involvedObject": {
+                "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                "kind": KIND,
+                "name": meta.get("name"),
+                "namespace": ns,
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": etype,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self._instance,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self.client.request("POST", f"/api/v1/namespaces/{ns}/events", body=event)
+        except (ApiError, TransportError) as exc:
+            log.warning("event %s not recorded: %s", reason, type(exc).__name__)
+
+    def shard_specs(self) -> dict[str, ShardSpec]:
+        return {sid: d.spec for st in self.state.values() for sid, d in st.shards.items()}
