@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--naive-objects", type=int, help="objects for the naive baseline (default 2000)"
     )
     p.add_argument("--memory-objects", type=_ints, help="object counts (default 10000,100000)")
-    p.add_argument("--shards", type=_ints, default=[1, 10, 100, 1000])
+    p.add_argument("--shards", type=_ints, help="shard counts (default 1,10,100,1000; quick 2)")
     p.add_argument(
         "--engine-opt",
         action="append",
@@ -190,7 +190,11 @@ async def run(args: argparse.Namespace) -> int:
             results.extend(await scenarios.naive(bench, naive_rate))
             scenarios.fill_naive_ratios(results, bench)
         if "shards" in wanted:
-            results.append(scenarios.shards(args.shards))
+            results.append(
+                await scenarios.shards(
+                    bench, args.shards or ([2] if params.quick else [1, 10, 100, 1000])
+                )
+            )
     finally:
         await bench.stop_runner()
         await observer.stop()
