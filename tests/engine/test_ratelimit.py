@@ -44,7 +44,7 @@ def test_bucket_is_shared_per_destination() -> None:
 def test_backoff_grows_capped_with_jitter_and_resets() -> None:
     b = Backoff(base=1, cap=8, rng=random.Random(1))
     delays = [b.next() for _ in range(6)]
-    for d, nominal in zip(delays, [1, 2, 4, 8, 8, 8]):
+    for d, nominal in zip(delays, [1, 2, 4, 8, 8, 8], strict=True):
         assert nominal / 2 <= d <= nominal
     b.reset()
     assert b.next() <= 1

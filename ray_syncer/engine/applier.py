@@ -1,0 +1,135 @@
+"""Applier: every write the engine makes to the destination, and how errors read.
+
+It owns the mechanics of one write, nothing about policy: server-side apply
+(field manager ``krm-syncer``, force) of the main object and, when status sync
+goes through the subresource, of ``/status``; deletes with a uid
+precondition; creating a missing destination namespace. Every write first
+takes a token from the destination's shared ``TokenBucket``; a 429 pauses that
+bucket for Retry-After. ``classify`` turns an exception into what the
+reconciler should do with the key (retry with backoff, give up on this
+version, recreate for an immutable field, ...).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from ray_syncer.engine.ratelimit import TokenBucket
+from ray_syncer.engine.transform import MANAGED_BY_LABEL, Desired, status_body
+from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+
+
+class Failure(Enum):
+    RETRY = "retry"  # 429, 5xx, transport, 409, 404 namespace race: back off and retry
+    INVALID = "invalid"  # 400/422: terminal for this object version, reported
+    IMMUTABLE = "immutable"  # 422 naming an immutable field: policy decides
+    DENIED = "denied"  # 401/403: reported, retried slowly (RBAC may be fixed)
+    NOT_FOUND = "not_found"  # 404 on a write: namespace or kind vanished
+
+
+def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, TransportError):
+        return Failure.RETRY
+    if isinstance(exc, ApiError):
+        if exc.invalid:
+            text = (exc.message + " " + " ".join(str(c.get("message", "")) for c in exc.causes))
+            return Failure.IMMUTABLE if "immutable" in text.lower() else Failure.INVALID
+        if exc.forbidden or exc.unauthorized:
+            # A namespace being terminated answers 403 too; it is retried all the same.
+            return Failure.DENIED
+        if exc.not_found:
+            return Failure.NOT_FOUND
+    return Failure.RETRY
+
+
+class Applier:
+    def __init__(
+        self,
+        *,
+        dest: KubeClient,
+        res: ResourceInfo,
+        bucket: TokenBucket,
+        field_manager: str,
+        managed_by: str,
+    ) -> None:
+        self._dest = dest
+        self._res = res
+        self._bucket = bucket
+        self._field_manager = field_manager
+        self._managed_by = managed_by
+        self._namespaces_ok: set[str] = set()
+        self.writes = 0
+
+    async def _take(self) -> None:
+        await self._bucket.acquire()
+        self.writes += 1
+
+    def note_throttled(self, exc: BaseException) -> None:
+        """A 429 (or 503 with Retry-After) pauses every writer of this destination."""
+        if isinstance(exc, ApiError) and exc.retry_after and exc.status in (429, 503):
+            self._bucket.pause(exc.retry_after)
+
+    async def get(self, *, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._dest.get(self._res, namespace=namespace, name=name)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    async def apply(self, desired: Desired) -> dict[str, Any]:
+        """Apply the object (and its status through /status); returns the final object."""
+        await self._take()
+        out = await self._dest.apply(
+            self._res, desired.body, field_manager=self._field_manager, force=True
+        )
+        if desired.status is not None:
+            await self._take()
+            out = await self._dest.apply(
+                self._res,
+                status_body(desired),
+                field_manager=self._field_manager,
+                force=True,
+                subresource="status",
+            )
+        return out
+
+    async def delete(self, *, namespace: str | None, name: str, uid: str) -> str:
+        """Delete with a uid precondition: ``deleted``, ``absent``, or ``replaced`` (uid differs)."""
+        await self._take()
+        try:
+            await self._dest.delete(self._res, namespace=namespace, name=name, uid=uid)
+        except ApiError as exc:
+            if exc.not_found:
+                return "absent"
+            if exc.conflict:
+                return "replaced"
+            raise
+        return "deleted"
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        """Create the destination namespace if it is missing (cached once seen)."""
+        if namespace in self._namespaces_ok:
+            return
+        try:
+            await self._dest.request("GET", f"/api/v1/namespaces/{namespace}")
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            await self._take()
+            body = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: self._managed_by}},
+            }
+            try:
+                await self._dest.request("POST", "/api/v1/namespaces", body=body)
+            except ApiError as exc2:
+                if not exc2.conflict:
+                    raise
+        self._namespaces_ok.add(namespace)
+
+    def forget_namespace(self, namespace: str | None) -> None:
+        if namespace:
+            self._namespaces_ok.discard(namespace)

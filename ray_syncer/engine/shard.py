@@ -1,0 +1,664 @@
+"""Shard: one (KRMSyncer, kind, source namespace) mirrored into the destination.
+
+It ties the engine together (DESIGN §5):
+
+    source Watcher ──▶ KeyedQueue[dest key, Work] ──▶ dispatcher ──▶ Reconciler ──▶ Applier
+    dest Watcher (owned copies, by label) ──▶ Holdings (uid, rv, hash) + drift/foreign-delete work
+
+* Startup: resolve the kind on both sides (``KindMissing`` + backoff until it
+  appears), list the destination's owned copies (seeding Holdings, so a restart
+  over unchanged objects writes nothing), then list+watch the source.
+* A source object becomes an APPLY of its transformed desired state unless
+  the held content hash already equals it; a watch DELETED becomes a DELETE;
+  a complete relist diffs owned copies against what it saw and deletes the
+  ones whose source is gone — unless the delete-storm guard trips.
+* Namespace mapping collisions (two source namespaces -> one destination
+  name) are resolved by the smallest source namespace, reported, and stable.
+* A jittered periodic resync relists both sides; it costs zero writes when
+  nothing changed.
+* ``run()`` never raises on API/transport errors: it reports them in
+  ``health()`` and retries with backoff. ``stop()`` is clean: watches stop,
+  queued work is abandoned, in-flight writes finish (up to a deadline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ray_syncer.engine.applier import Applier
+from ray_syncer.engine.clock import Clock, RealClock
+from ray_syncer.engine.holdings import Holdings, rv_newer
+from ray_syncer.engine.options import EngineOptions
+from ray_syncer.engine.queue import KeyedQueue
+from ray_syncer.engine.ratelimit import Backoff, bucket_for
+from ray_syncer.engine.reconciler import (
+    APPLY,
+    DELETE,
+    REFETCH,
+    VERIFY,
+    Ledger,
+    Reconciler,
+    Work,
+    merge_work,
+)
+from ray_syncer.engine.spec import ShardHealth, ShardSpec, ShardState
+from ray_syncer.engine.transform import (
+    MANAGED_BY_LABEL,
+    Desired,
+    dest_namespace_for,
+    exclusion_reason,
+    held_hash,
+    managed_by_value,
+    object_key,
+    owned_by,
+    split_key,
+    syncs_status,
+    transform,
+)
+from ray_syncer.engine.watcher import Watcher, describe_error
+from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+from ray_syncer.metrics import ShardMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Shard:
+    def __init__(
+        self,
+        spec: ShardSpec,
+        *,
+        source: KubeClient,
+        dest: KubeClient,
+        options: EngineOptions | None = None,
+        clock: Clock | None = None,
+        metrics: ShardMetrics | None = None,
+    ) -> None:
+        self.spec = spec
+        self._source = source
+        self._dest = dest
+        self._options = options or EngineOptions()
+        self._clock: Clock = clock or RealClock()
+        self._own_metrics = metrics is None
+        self._metrics = metrics or ShardMetrics(spec.syncer_key, spec.shard_id)
+        self.managed_by = managed_by_value(spec.syncer_namespace, spec.syncer_name)
+        self._state = ShardState.PENDING
+        self._message = ""
+        self._holdings = Holdings()
+        self._ledger = Ledger()
+        self._queue: KeyedQueue[str, Work] = KeyedQueue(
+            bound=self._options.queue_bound,
+            clock=self._clock,
+            merge=merge_work,
+            backoff_base_s=self._options.backoff_base_s,
+            backoff_max_s=self._options.backoff_max_s,
+        )
+        self._coalesced_reported = 0
+        self._src_res: ResourceInfo | None = None
+        self._dst_res: ResourceInfo | None = None
+        self._applier: Applier | None = None
+        self._reconciler: Reconciler | None = None
+        self._src_watcher: Watcher | None = None
+        self._dst_watcher: Watcher | None = None
+        self._dest_ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._done = asyncio.Event()
+        self._running = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Source relist bookkeeping (only while a list is running).
+        self._listed: set[str] | None = None
+        # Namespace mapping of all source namespaces: dest key -> sorted claiming namespaces.
+        self._claims: dict[str, list[str]] | None = None
+        self._dest_snapshot: Holdings | None = None
+        # Destination events that arrived while their key was being written.
+        self._dest_stash: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._guard: tuple[int, int] | None = None  # (would delete, owned) while tripped
+        self._namespaced = True
+
+    # -- public ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until ``stop()`` or cancellation; errors are reported, never raised."""
+        if self._running:
+            raise RuntimeError("shard is already running")
+        self._running = True
+        try:
+            main = asyncio.ensure_future(self._main())
+            stopper = asyncio.ensure_future(self._stop.wait())
+            try:
+                await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                if not main.done():
+                    main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await main
+        finally:
+            await self._shutdown()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._running:
+            await self._done.wait()
+
+    def resync(self) -> None:
+        """Relist both sides now (the periodic resync does this on its own)."""
+        if self._dst_watcher:
+            self._dst_watcher.request_relist()
+        if self._src_watcher:
+            self._src_watcher.request_relist()
+
+    def health(self) -> ShardHealth:
+        q = self._queue
+        src = self._src_watcher
+        dst = self._dst_watcher
+        state, message = self._state, self._message
+        listed = src is not None and src.lists_completed > 0
+        if state in (ShardState.LISTING, ShardState.SYNCING, ShardState.DEGRADED):
+            problems = []
+            if self._guard:
+                n, total = self._guard
+                problems.append(
+                    f"delete-storm guard tripped: a relist would delete {n} of {total} owned "
+                    "objects; deletes are paused (restore the source, or raise the guard)"
+                )
+            for w in (src, dst):
+                if w is not None and not w.healthy and w.message:
+                    problems.append(w.message)
+            if self._ledger.denied:
+                problems.append(f"destination denied a write: {self._ledger.last_error}")
+            elif self._ledger.unreachable:
+                problems.append(f"destination unreachable: {self._ledger.last_error}")
+            if problems:
+                state, message = ShardState.DEGRADED, "; ".join(problems)
+            elif not listed:
+                state, message = ShardState.LISTING, "listing the source"
+            else:
+                state, message = ShardState.SYNCING, ""
+            if self._ledger.collisions and not problems:
+                message = self._collision_message()
+        names = sorted(self._ledger.conflicts)[: self._options.report_sample]
+        errors = len(self._ledger.errors)
+        return ShardHealth(
+            shard_id=self.spec.shard_id,
+            state=state,
+            message=message,
+            objects=len(self._holdings),
+            pending=len(q),
+            in_flight=q.in_flight,
+            conflicts=len(self._ledger.conflicts),
+            conflict_names=names,
+            errors=errors,
+            last_error=self._ledger.last_error if errors else "",
+            lag_seconds=q.oldest_age(),
+            last_sync_time=self._ledger.last_sync_time,
+            watch_state=src.state if src else "idle",
+            delete_guard_tripped=self._guard is not None,
+            synced=bool(
+                listed
+                and len(q) == 0
+                and q.in_flight == 0
+                and errors == 0
+                and self._guard is None
+                and (dst is None or dst.healthy)
+                and state == ShardState.SYNCING
+            ),
+            writes=self._applier.writes if self._applier else 0,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def _main(self) -> None:
+        self._src_res, self._dst_res = await self._resolve()
+        self._namespaced = self._dst_res.namespaced
+        spec = self.spec
+        if not self._namespaced:
+            self._claims = None
+        elif spec.dest_namespace and spec.source_namespace is None:
+            self._claims = {}
+        bucket = bucket_for(
+            self._dest, rate=self._options.dest_qps, burst=self._options.dest_burst,
+            clock=self._clock,
+        )
+        self._applier = Applier(
+            dest=self._dest,
+            res=self._dst_res,
+            bucket=bucket,
+            field_manager=self._options.field_manager,
+            managed_by=self.managed_by,
+        )
+        self._reconciler = Reconciler(
+            spec=spec,
+            source=self._source,
+            source_res=self._src_res,
+            applier=self._applier,
+            holdings=self._holdings,
+            queue=self._queue,
+            ledger=self._ledger,
+            clock=self._clock,
+            metrics=self._metrics,
+            make_desired=self._desired,
+            namespaced=self._namespaced,
+        )
+        self._reconciler.managed_by = self.managed_by
+        dest_ns = None
+        if self._namespaced:
+            dest_ns = spec.dest_namespace or spec.source_namespace
+        self._dst_watcher = Watcher(
+            name="destination",
+            client=self._dest,
+            res=self._dst_res,
+            handler=_DestHandler(self),
+            options=self._options,
+            clock=self._clock,
+            metrics=None,
+            namespace=dest_ns,
+            label_selector=f"{MANAGED_BY_LABEL}={self.managed_by}",
+        )
+        self._src_watcher = Watcher(
+            name="source",
+            client=self._source,
+            res=self._src_res,
+            handler=_SourceHandler(self),
+            options=self._options,
+            clock=self._clock,
+            metrics=self._metrics,
+            namespace=spec.source_namespace if self._src_res.namespaced else None,
+            label_selector=spec.label_selector,
+        )
+        self._state = ShardState.LISTING
+        self._message = "listing the destination's owned copies"
+        self._spawn("destination watch", self._dst_watcher.run)
+        await self._dest_ready.wait()  # holdings seeded: no-op detection works from the start
+        self._state = ShardState.SYNCING
+        self._message = ""
+        self._spawn("source watch", self._src_watcher.run)
+        self._spawn("dispatcher", self._dispatch)
+        self._spawn("resync", self._resync_loop)
+        self._spawn("metrics", self._metrics_loop)
+        await asyncio.gather(*self._tasks)
+
+    def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(asyncio.ensure_future(self._supervise(name, factory)))
+
+    async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        """Keep a loop alive: an unexpected exception is reported and the loop restarted."""
+        backoff = Backoff(base=self._options.retry_base_s, cap=self._options.retry_max_s)
+        while True:
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not silently stop the shard
+                log.exception("shard %s: %s failed; restarting it", self.spec.shard_id, name)
+                self._ledger.last_error = f"internal error in {name}: {type(exc).__name__}"
+                await self._clock.sleep(backoff.next())
+
+    async def _resolve(self) -> tuple[ResourceInfo, ResourceInfo]:
+        spec = self.spec
+        gvk = f"{spec.group_version}/{spec.kind}"
+        backoff = Backoff(base=self._options.retry_base_s, cap=self._options.retry_max_s)
+        while True:
+            self._state = ShardState.RESOLVING
+            try:
+                src = await self._source.resolve(spec.group, spec.version, spec.kind)
+                dst = await self._dest.resolve(spec.group, spec.version, spec.kind)
+            except (ApiError, TransportError) as exc:
+                self._state = ShardState.DEGRADED
+                self._message = f"discovery failed: {describe_error(exc)}"
+                await self._clock.sleep(backoff.next())
+                continue
+            if src is not None and dst is not None:
+                return src, dst
+            side = "source" if src is None else "destination"
+            delay = backoff.next()
+            self._state = ShardState.KIND_MISSING
+            self._message = (
+                f"the {side} cluster does not serve {gvk} (is its CRD installed there?); "
+                f"retrying in {delay:.0f}s"
+            )
+            await self._clock.sleep(delay)
+            (self._source if src is None else self._dest).invalidate_discovery()
+
+    async def _shutdown(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._queue.shutdown()
+        if self._in_flight:
+            _, pending = await asyncio.wait(
+                set(self._in_flight), timeout=self._options.stop_timeout_s
+            )
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        self._state = ShardState.STOPPED
+        self._message = "stopped"
+        if self._own_metrics:
+            self._metrics.remove()
+        self._running = False
+        self._done.set()
+
+    # -- work --------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        slots = asyncio.Semaphore(self._options.max_in_flight)
+        while True:
+            batch = await self._queue.get_batch(self._options.batch_size)
+            if not batch:
+                return  # queue shut down
+            for key, work in batch:
+                await slots.acquire()
+                task = asyncio.ensure_future(self._process(key, work))
+                self._in_flight.add(task)
+
+                def _finished(t: asyncio.Task[None], key: str = key) -> None:
+                    self._in_flight.discard(t)
+                    slots.release()
+
+                task.add_done_callback(_finished)
+
+    async def _process(self, key: str, work: Work) -> None:
+        assert self._reconciler is not None
+        try:
+            await self._reconciler.process(key, work)
+        except Exception as exc:
+            log.exception("shard %s: processing %s failed", self.spec.shard_id, key)
+            self._ledger.error(key, f"internal error: {type(exc).__name__}")
+            self._queue.add_after(key, work, self._queue.backoff(key))
+        finally:
+            stashed = self._dest_stash.pop(key, None)
+            if stashed is not None:
+                self._dest_event(key, *stashed)
+            self._queue.done(key)
+
+    def _desired(self, obj: dict[str, Any]) -> Desired:
+        assert self._dst_res is not None
+        return transform(
+            obj,
+            spec=self.spec,
+            managed_by=self.managed_by,
+            namespaced=self._namespaced,
+            status_subresource=self._dst_res.has_status and syncs_status(self.spec),
+        )
+
+    def _dest_key(self, obj: dict[str, Any]) -> tuple[str | None, str, str]:
+        meta = obj.get("metadata") or {}
+        src_ns = meta.get("namespace") if self._namespaced else None
+        name = meta.get("name", "")
+        return src_ns, name, object_key(dest_namespace_for(self.spec, src_ns), name)
+
+    def _source_key_for(self, dest_key: str) -> str | None:
+        """The source object a destination key mirrors (None if not known right now)."""
+        ns, name = split_key(dest_key)
+        if self._claims is not None:
+            claim = self._claims.get(dest_key)
+            return object_key(claim[0], name) if claim else None
+        if ns and self.spec.dest_namespace:
+            return object_key(self.spec.source_namespace, name) if self.spec.source_namespace else None
+        return dest_key
+
+    def _busy(self, key: str) -> bool:
+        return self._queue.is_pending(key) or self._queue.is_processing(key)
+
+    # -- source side ---------------------------------------------------------------
+
+    async def source_object(self, obj: dict[str, Any], *, watched: bool) -> None:
+        src_ns, name, dkey = self._dest_key(obj)
+        if not name:
+            return
+        if exclusion_reason(obj, spec=self.spec) is not None:
+            # An excluded object is treated as absent from the source.
+            if watched:
+                await self.source_gone(obj)
+            return
+        if self._claims is not None and src_ns is not None:
+            claim = self._claims.setdefault(dkey, [])
+            if src_ns not in claim:
+                bisect.insort(claim, src_ns)
+            if len(claim) > 1:
+                self._ledger.collisions[dkey] = list(claim)
+            if self._listed is not None:
+                self._listed.add(dkey)
+            if claim[0] != src_ns:
+                return  # a collision loser: the smallest source namespace wins, always
+        elif self._listed is not None:
+            self._listed.add(dkey)
+        desired = self._desired(obj)
+        held = self._holdings.get(dkey)
+        if held is not None and held.hash == desired.hash and not self._busy(dkey):
+            self._ledger.ok(dkey)
+            self._metrics.applied("noop")
+            return
+        if self._ledger.failed.get(dkey) == desired.hash and not self._busy(dkey):
+            return  # rejected as invalid before; unchanged since
+        await self._queue.put(
+            dkey, Work(APPLY, desired=desired, seen=self._clock.monotonic(), watched=watched)
+        )
+
+    async def source_gone(self, obj: dict[str, Any]) -> None:
+        src_ns, name, dkey = self._dest_key(obj)
+        if self._claims is not None and src_ns is not None:
+            claim = self._claims.get(dkey)
+            if claim and src_ns in claim:
+                was_winner = claim[0] == src_ns
+                claim.remove(src_ns)
+                if len(claim) < 2:
+                    self._ledger.collisions.pop(dkey, None)
+                if claim:
+                    if was_winner:
+                        # The next namespace in order takes over the destination name.
+                        await self._queue.put(
+                            dkey,
+                            Work(REFETCH, source_key=object_key(claim[0], name), force=True,
+                                 seen=self._clock.monotonic(), watched=True),
+                        )
+                    return
+                del self._claims[dkey]
+        self._ledger.ok(dkey)
+        if dkey in self._holdings or self._busy(dkey):
+            await self._queue.put(
+                dkey, Work(DELETE, seen=self._clock.monotonic(), watched=True)
+            )
+
+    def source_list_begin(self) -> None:
+        self._listed = set()
+        if self._claims is not None:
+            self._claims = {}
+            self._ledger.collisions.clear()
+
+    async def source_list_end(self) -> None:
+        listed, self._listed = self._listed, None
+        if listed is None:
+            return
+        # Work queued before this list is older than it: what the list lacks is gone.
+        for key in self._queue.pending_keys() + self._queue.processing_keys():
+            if key not in listed and key not in self._holdings:
+                await self._queue.put(key, Work(DELETE, seen=self._clock.monotonic()))
+        if self.spec.deletion_policy == "Orphan":
+            return
+        gone = [k for k in self._holdings if k not in listed]
+        owned = len(self._holdings)
+        opts = self._options
+        if len(gone) > opts.delete_guard_min and len(gone) > opts.delete_guard_fraction * owned:
+            if self._guard is None:
+                log.warning(
+                    "shard %s: delete-storm guard tripped (%d of %d owned objects would go)",
+                    self.spec.shard_id, len(gone), owned,
+                )
+            self._guard = (len(gone), owned)
+            self._metrics.set_guard(True)
+            return
+        self._guard = None
+        self._metrics.set_guard(False)
+        for key in gone:
+            await self._queue.put(key, Work(DELETE, seen=self._clock.monotonic()))
+
+    def source_list_abort(self) -> None:
+        self._listed = None  # a partial list proves nothing: no deletes from it
+
+    # -- destination side --------------------------------------------------------
+
+    def dest_list_begin(self) -> None:
+        self._dest_snapshot = Holdings()
+
+    def dest_list_page(self, items: list[dict[str, Any]]) -> None:
+        snap = self._dest_snapshot
+        if snap is None:
+            return
+        for obj in items:
+            if not owned_by(obj, spec=self.spec, managed_by=self.managed_by):
+                continue
+            meta = obj.get("metadata") or {}
+            key = object_key(meta.get("namespace") if self._namespaced else None, meta["name"])
+            snap.put(key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""),
+                     hash=held_hash(obj))
+
+    def dest_list_end(self) -> None:
+        snap, self._dest_snapshot = self._dest_snapshot, None
+        if snap is None:
+            return
+        before = set(self._holdings) if self._dest_ready.is_set() else set()
+        self._holdings.replace_with(snap, keep=set(self._queue.processing_keys()))
+        # Copies that vanished while the watch was not looking: restore them.
+        for key in before:
+            if key not in self._holdings:
+                src = self._source_key_for(key)
+                if src is not None:
+                    self._queue.put_nowait(
+                        key, Work(REFETCH, source_key=src, seen=self._clock.monotonic())
+                    )
+        self._dest_ready.set()
+
+    def dest_list_abort(self) -> None:
+        self._dest_snapshot = None
+
+    def dest_event(self, etype: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = object_key(meta.get("namespace") if self._namespaced else None, meta.get("name", ""))
+        if self._queue.is_processing(key):
+            self._dest_stash[key] = (etype, obj)  # judged once our own write finished
+            return
+        self._dest_event(key, etype, obj)
+
+    def _dest_event(self, key: str, etype: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        uid = meta.get("uid", "")
+        rv = meta.get("resourceVersion", "")
+        held = self._holdings.get(key)
+        if not owned_by(obj, spec=self.spec, managed_by=self.managed_by):
+            # Our label was removed (or never ours): no longer ours to touch.
+            if held is not None and held.uid == uid:
+                self._holdings.pop(key)
+            return
+        if etype == "DELETED":
+            if held is not None and held.uid == uid:
+                self._holdings.pop(key)
+                src = self._source_key_for(key)
+                if src is not None:  # deleted by someone else: restore it
+                    self._queue.put_nowait(
+                        key, Work(REFETCH, source_key=src, seen=self._clock.monotonic())
+                    )
+            return
+        if held is None:
+            # An owned copy we did not know (an earlier run wrote it).
+            self._holdings.put(key, uid=uid, rv=rv, hash=held_hash(obj))
+            return
+        if held.uid != uid or rv_newer(rv, held.rv):
+            # Someone else wrote our copy (our own writes are recorded with their rv).
+            self._holdings.put(key, uid=uid, rv=rv, hash=held.hash if held.uid == uid else 0)
+            src = self._source_key_for(key)
+            if src is not None:
+                self._queue.put_nowait(
+                    key,
+                    Work(VERIFY, source_key=src, dest_obj=obj, seen=self._clock.monotonic()),
+                )
+
+    # -- periodic ------------------------------------------------------------------
+
+    async def _resync_loop(self) -> None:
+        period = self._options.resync_period_s or self.spec.resync_period_s
+        jitter = self._options.resync_jitter_fraction
+        rng = random.Random()
+        while True:
+            await self._clock.sleep(period * (1.0 + jitter * rng.uniform(-1.0, 1.0)))
+            self.resync()
+
+    async def _metrics_loop(self) -> None:
+        m = self._metrics
+        while True:
+            q = self._queue
+            m.set_queue_depth(len(q))
+            m.set_in_flight(q.in_flight)
+            m.set_objects(len(self._holdings))
+            m.set_lag(q.oldest_age())
+            m.set_conflicts(len(self._ledger.conflicts))
+            m.set_errors(len(self._ledger.errors))
+            m.set_guard(self._guard is not None)
+            if q.coalesced > self._coalesced_reported:
+                m.coalesced(q.coalesced - self._coalesced_reported)
+                self._coalesced_reported = q.coalesced
+            await self._clock.sleep(1.0)
+
+    def _collision_message(self) -> str:
+        items = sorted(self._ledger.collisions.items())[: self._options.report_sample]
+        parts = [f"{k} <- {', '.join(v)} (winner {v[0]})" for k, v in items]
+        return f"namespace mapping collisions: {'; '.join(parts)}"
+
+
+class _SourceHandler:
+    def __init__(self, shard: Shard) -> None:
+        self._s = shard
+
+    async def list_begin(self) -> None:
+        self._s.source_list_begin()
+
+    async def list_page(self, items: list[dict[str, Any]]) -> None:
+        for obj in items:
+            await self._s.source_object(obj, watched=False)
+
+    async def list_end(self, resource_version: str) -> None:
+        await self._s.source_list_end()
+
+    async def list_abort(self) -> None:
+        self._s.source_list_abort()
+
+    async def event(self, type: str, obj: dict[str, Any]) -> None:
+        self._s._metrics.event(type)
+        if type == "DELETED":
+            await self._s.source_gone(obj)
+        else:
+            await self._s.source_object(obj, watched=True)
+
+
+class _DestHandler:
+    def __init__(self, shard: Shard) -> None:
+        self._s = shard
+
+    async def list_begin(self) -> None:
+        self._s.dest_list_begin()
+
+    async def list_page(self, items: list[dict[str, Any]]) -> None:
+        self._s.dest_list_page(items)
+
+    async def list_end(self, resource_version: str) -> None:
+        self._s.dest_list_end()
+
+    async def list_abort(self) -> None:
+        self._s.dest_list_abort()
+
+    async def event(self, type: str, obj: dict[str, Any]) -> None:
+        self._s.dest_event(type, obj)
+
+
+__all__ = ["DELETE", "Shard"]
