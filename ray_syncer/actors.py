@@ -93,9 +93,13 @@ def is_connected() -> bool:
 class ShardHostActor:
     """One process running one shard (or several, when packed)."""
 
-    def __init__(self, name: str, syncer_key: str, shard_factory: Any = None) -> None:
+    def __init__(
+        self, name: str, syncer_key: str, shard_factory: Any = None, client_factory: Any = None
+    ) -> None:
         logging.basicConfig(level=logging.INFO)
-        self.core = HostCore(name, syncer_key, shard_factory=shard_factory)
+        self.core = HostCore(
+            name, syncer_key, shard_factory=shard_factory, client_factory=client_factory
+        )
 
     async def start_shard(self, desired: DesiredShard) -> bool:
         return await self.core.start_shard(desired)
@@ -116,9 +120,12 @@ class ShardHostActor:
 class RayHostDriver:
     """``HostDriver`` over named, detached Ray actors in the ``krmsyncer`` namespace."""
 
-    def __init__(self, settings: ActorSettings, *, shard_factory: Any = None) -> None:
+    def __init__(
+        self, settings: ActorSettings, *, shard_factory: Any = None, client_factory: Any = None
+    ) -> None:
         self.settings = settings
         self.shard_factory = shard_factory
+        self.client_factory = client_factory
         self._handles: dict[str, Any] = {}
 
     async def list_hosts(self) -> list[str]:
@@ -160,7 +167,7 @@ class RayHostDriver:
             num_cpus=s.host_num_cpus,
             scheduling_strategy="SPREAD",
             max_concurrency=1000,
-        ).remote(name, syncer_key, self.shard_factory)
+        ).remote(name, syncer_key, self.shard_factory, self.client_factory)
         self._handles[name] = handle
         return handle
 
@@ -197,10 +204,12 @@ class RayHostDriver:
 class SupervisorActor:
     """Detached and named: the operator re-attaches to it; it re-attaches to its hosts."""
 
-    def __init__(self, settings: ActorSettings, shard_factory: Any = None) -> None:
+    def __init__(
+        self, settings: ActorSettings, shard_factory: Any = None, client_factory: Any = None
+    ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.core = SupervisorCore(
-            RayHostDriver(settings, shard_factory=shard_factory),
+            RayHostDriver(settings, shard_factory=shard_factory, client_factory=client_factory),
             shards_per_host=settings.shards_per_host,
             call_timeout_s=settings.call_timeout_s,
         )
@@ -245,9 +254,16 @@ class SupervisorActor:
 class RayBackend:
     """The operator's handle on the supervisor actor (get-or-create; re-attach after restarts)."""
 
-    def __init__(self, settings: ActorSettings | None = None, *, shard_factory: Any = None) -> None:
+    def __init__(
+        self,
+        settings: ActorSettings | None = None,
+        *,
+        shard_factory: Any = None,
+        client_factory: Any = None,
+    ) -> None:
         self.settings = settings or ActorSettings()
         self.shard_factory = shard_factory
+        self.client_factory = client_factory
         self._handle: Any = None
 
     def _supervisor(self) -> Any:
@@ -261,7 +277,7 @@ class RayBackend:
                 max_task_retries=-1,
                 num_cpus=self.settings.supervisor_num_cpus,
                 max_concurrency=1000,
-            ).remote(self.settings, self.shard_factory)
+            ).remote(self.settings, self.shard_factory, self.client_factory)
         return self._handle
 
     async def apply(self, desired: Mapping[str, DesiredShard]) -> SupervisorReport:
