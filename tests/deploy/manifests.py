@@ -9,7 +9,6 @@ that forbids files outside a kustomization's root, and the `images` override).
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,12 @@ Obj = dict[str, Any]
 
 def ray_version() -> str:
     """The Ray version pinned in pyproject.toml: the one place that defines it."""
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    for dep in deps:
-        m = re.fullmatch(r"ray(\[[^\]]*\])?==([0-9][0-9A-Za-z.]*)", dep.replace(" ", ""))
-        if m:
-            return m.group(2)
-    raise AssertionError("pyproject.toml pins no ray==X.Y.Z")
+    # A regex, not tomllib: the package supports Python 3.10, which has no tomllib.
+    pins = re.findall(
+        r'"ray(?:\[[^\]]*\])?==([0-9][0-9A-Za-z.]*)"', (REPO / "pyproject.toml").read_text()
+    )
+    assert len(pins) == 1, f"pyproject.toml should pin ray exactly once, found {pins}"
+    return pins[0]
 
 
 def package_version() -> str:

@@ -25,9 +25,7 @@ def _instructions() -> list[tuple[str, str]]:
 
 
 def _args() -> dict[str, str]:
-    return dict(
-        rest.split("=", 1) for op, rest in _instructions() if op == "ARG" and "=" in rest
-    )
+    return dict(rest.split("=", 1) for op, rest in _instructions() if op == "ARG" and "=" in rest)
 
 
 def _expand(s: str) -> str:

@@ -65,7 +65,9 @@ def state(tmp_path: Path) -> Path:
 def start(state: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     procs: list[subprocess.Popen[str]] = []
 
-    def _start(*args: str, gen_cmd: str | None = "fake-ray-start --head --block") -> subprocess.Popen[str]:
+    def _start(
+        *args: str, gen_cmd: str | None = "fake-ray-start --head --block"
+    ) -> subprocess.Popen[str]:
         env = {
             "PATH": f"{state / 'bin'}:{os.environ['PATH']}",
             "STATE": str(state),
@@ -111,7 +113,10 @@ def test_operator_starts_after_ray_with_auto_address_and_the_given_flags(
     log = _log(state)
     assert log[0] == "ray-start --head --block"
     # The Ray token KubeRay injects reaches the operator through the environment.
-    assert log[1] == "operator run --ray-address=auto --metrics-port=9090 --cluster-name=primary auth=t0ken"
+    assert (
+        log[1]
+        == "operator run --ray-address=auto --metrics-port=9090 --cluster-name=primary auth=t0ken"
+    )
 
 
 def test_an_operator_crash_restarts_the_operator_but_not_ray(

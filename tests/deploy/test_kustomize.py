@@ -49,6 +49,8 @@ def test_operator_side_has_everything_and_nothing_twice() -> None:
         ("ServiceAccount", "krmsyncer"),
         ("ClusterRole", "krmsyncer-operator"),
         ("ClusterRoleBinding", "krmsyncer-operator"),
+        ("ClusterRole", "krmsyncer-operator-secrets"),
+        ("ClusterRoleBinding", "krmsyncer-operator-secrets"),
         ("ClusterRole", "krmsyncer-source"),
         ("ClusterRoleBinding", "krmsyncer-source"),
         ("RayCluster", "krmsyncer"),

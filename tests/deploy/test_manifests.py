@@ -136,9 +136,7 @@ def test_prometheus_monitors_point_at_real_ports(name: str) -> None:
         rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
         # KubeRay labels every pod of the cluster with ray.io/cluster=<name>.
         assert spec["selector"]["matchLabels"] == {"ray.io/cluster": rc["metadata"]["name"]}
-        ports = {
-            p["name"] for _, t in pod_templates(rc) for c in containers(t) for p in c["ports"]
-        }
+        ports = {p["name"] for _, t in pod_templates(rc) for c in containers(t) for p in c["ports"]}
         endpoints = spec["podMetricsEndpoints"]
     assert endpoints
     for ep in endpoints:

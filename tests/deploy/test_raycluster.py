@@ -153,7 +153,11 @@ def test_head_passes_only_flags_that_ray_syncer_run_accepts() -> None:
 def test_probes_hit_the_operator_health_endpoints() -> None:
     head = _head()
     ports = {p["name"]: p["containerPort"] for p in head["ports"]}
-    expected = {"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+    expected = {
+        "startupProbe": "/healthz",
+        "livenessProbe": "/healthz",
+        "readinessProbe": "/readyz",
+    }
     for probe, path in expected.items():
         get = head[probe]["httpGet"]
         assert get["path"] == path
