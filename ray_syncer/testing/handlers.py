@@ -503,7 +503,7 @@ class ObjectApi:
         nso = self.store.get(NS_KEY, "", ns)
         if nso is None or not nso["metadata"].get("deletionTimestamp"):
             return
-        if any(self.store.count(k, ns) for k in self.store if k != NS_KEY):
+        if any(self.store.count(k, ns) for k in self.store.resource_keys() if k != NS_KEY):
             return
         self.store.commit(NS_KEY, _copy(nso), "DELETED", old=nso)
 
@@ -553,7 +553,7 @@ class ObjectApi:
         return 200, self._versioned(rt, final)
 
     def _terminate_namespace(self, ns: str) -> None:
-        for key in self.store:
+        for key in self.store.resource_keys():
             if key == NS_KEY:
                 continue
             rt = self.registry.preferred(key)

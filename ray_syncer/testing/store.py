@@ -144,7 +144,7 @@ class Store:
             for name in sorted(objs):
                 yield objs[name]
 
-    def keys(self) -> list[ResourceKey]:
+    def resource_keys(self) -> list[ResourceKey]:
         return list(self._objects)
 
     # -- writes ------------------------------------------------------------
