@@ -220,7 +220,7 @@ class LabelSelectorRequirement(_SpecModel):
                 check_label_value(item)
             except PydanticCustomError as exc:
                 raise PydanticCustomError(
-                    "krm", "values[{i}]: {msg}", {"i": i, "msg": exc.message()}
+                    "krm", "[{i}]: {msg}", {"i": i, "msg": exc.message()}
                 ) from None
         return v
 
@@ -820,6 +820,11 @@ def _human(err: Mapping[str, Any], root: type[BaseModel]) -> tuple[tuple[Any, ..
     if typ == "krm_field":
         return (*loc, ctx["field"]), err["msg"]
     if typ == "krm":
+        # Item validators report "[3]: problem": fold the index into the path.
+        m = re.fullmatch(r"(?:([A-Za-z]+))?\[(\d+)\]: (.*)", err["msg"], flags=re.S)
+        if m:
+            field = (m.group(1),) if m.group(1) else ()
+            return (*loc, *field, int(m.group(2))), m.group(3)
         return loc, err["msg"]
     if typ == "missing":
         hint = ' (use "" for the core group)' if loc and loc[-1] == "group" else ""

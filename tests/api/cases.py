@@ -265,6 +265,11 @@ INVALID: list[tuple[str, Edit, str]] = [
         "spec.rules[0].labelSelector.matchExpressions[0].key: label key prefix must be at most 253 characters",
     ),
     (
+        "expression-value-invalid",
+        selector({"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "b c"]}]}),
+        "spec.rules[0].labelSelector.matchExpressions[0].values[1]: must be a label value...",
+    ),
+    (
         "match-labels-value-invalid",
         selector({"matchLabels": {"app": "a b"}}),
         "spec.rules[0].labelSelector.matchLabels: value of 'app': must be a label value...",
@@ -272,22 +277,22 @@ INVALID: list[tuple[str, Edit, str]] = [
     (
         "namespace-uppercase",
         rule(namespaces=["Default"]),
-        "spec.rules[0].namespaces: [0]: must be a DNS label...",
+        "spec.rules[0].namespaces[0]: must be a DNS label...",
     ),
     (
         "namespace-empty-string",
         rule(namespaces=[""]),
-        "spec.rules[0].namespaces: [0]: must not be empty",
+        "spec.rules[0].namespaces[0]: must not be empty",
     ),
     (
         "namespace-duplicate",
         rule(namespaces=["a", "a"]),
-        "spec.rules[0].namespaces: [1]: duplicate value 'a'",
+        "spec.rules[0].namespaces[1]: duplicate value 'a'",
     ),
     (
         "sync-fields-bad-path",
         rule(syncFields=["spec..x"]),
-        "spec.rules[0].syncFields: [0]: must be a dotted field path...",
+        "spec.rules[0].syncFields[0]: must be a dotted field path...",
     ),
     (
         "secret-name-missing",
