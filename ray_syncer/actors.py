@@ -328,3 +328,11 @@ def kill_all() -> None:
     for name in named_actors():
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=RAY_NAMESPACE), no_restart=True)
+
+
+def session_log_dir() -> str:
+    """The log directory of the connected Ray session (tests scan it for secrets)."""
+    from ray._private.worker import global_worker
+
+    node = global_worker.node
+    return str(node.get_logs_dir_path())

@@ -1,0 +1,89 @@
+"""Session fixtures for the end-to-end suite: one Ray for all tests, two clusters, the CRD."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from ray_syncer import actors
+from ray_syncer.api.crd import load_crd
+from ray_syncer.kube.client import ApiError, KubeClient
+from ray_syncer.kube.config import load_kubeconfig_text
+from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES
+
+from .harness import Cluster, Clusters, env_clusters
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = actors.connect(
+        None,
+        num_cpus=4,  # logical: actors declare 0.05 CPU each; the driver needs none
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=100 * 1024 * 1024,
+    )
+    actors.kill_all()
+    yield
+    actors.kill_all()
+    if started:
+        actors.disconnect()
+
+
+async def _install_crd(cluster: Cluster) -> None:
+    async with cluster.client() as c:
+        try:
+            await c.create(CRD_RES, load_crd())
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+        for _ in range(100):
+            c.invalidate_discovery()
+            if await c.resolve(KRMSYNCER_RES.group, KRMSYNCER_RES.version, "KRMSyncer"):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("KRMSyncer CRD not served")
+
+
+@pytest.fixture(scope="session")
+def clusters(ray_session: None) -> Iterator[Clusters]:
+    given = env_clusters()
+    servers = []
+    if given is None:
+        from ray_syncer.testing import start_in_thread
+
+        src = start_in_thread(name="source")
+        dst = start_in_thread(name="destination")
+        servers = [src, dst]
+        given = Clusters(
+            Cluster("source", src.kubeconfig(), load_kubeconfig_text(src.kubeconfig()), src),
+            Cluster("destination", dst.kubeconfig(), load_kubeconfig_text(dst.kubeconfig()), dst),
+        )
+    asyncio.run(_install_crd(given.source))
+    asyncio.run(_install_crd(given.dest))
+    yield given
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+async def src(clusters: Clusters) -> KubeClient:
+    async with clusters.source.client() as c:
+        yield c  # type: ignore[misc]
+
+
+@pytest.fixture
+async def dst(clusters: Clusters) -> KubeClient:
+    async with clusters.dest.client() as c:
+        yield c  # type: ignore[misc]

@@ -1,0 +1,276 @@
+"""End-to-end harness: two clusters (real via kubeconfig env, else in-memory), the operator in-process.
+
+Tests talk to clusters through ``KubeClient`` only. ``Cluster.server`` is the
+in-memory server (request log, users) and is None on real clusters; tests
+that need it call ``Cluster.require_server()``, which skips with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ray_syncer import actors
+from ray_syncer.engine.options import EngineOptions
+from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
+from ray_syncer.kube.config import ClusterConfig, load_kubeconfig_text
+from ray_syncer.operator.main import OperatorOptions, serve
+from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES, Reconciler
+from ray_syncer.operator.status import condition
+
+CM = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, has_status=False)
+NS = ResourceInfo("", "v1", "Namespace", "namespaces", False, has_status=True)
+DEPLOY = ResourceInfo("apps", "v1", "Deployment", "deployments", True, has_status=True)
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass
+class Cluster:
+    name: str
+    kubeconfig: str
+    config: ClusterConfig
+    server: Any = None  # ThreadedApiServer when in-memory
+
+    def require_server(self) -> Any:
+        if self.server is None:
+            pytest.skip("needs the in-memory API server's internals (request log / users)")
+        return self.server
+
+    def client(self) -> KubeClient:
+        return KubeClient(self.config)
+
+
+@dataclass
+class Clusters:
+    source: Cluster
+    dest: Cluster
+
+    @property
+    def in_memory(self) -> bool:
+        return self.source.server is not None
+
+
+def fast_engine() -> EngineOptions:
+    return EngineOptions(backoff_base_s=0.1, backoff_max_s=2.0, retry_base_s=0.2, retry_max_s=2.0)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.1,
+    what: str = "",
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last={last!r}")
+
+
+async def get_or_none(
+    client: KubeClient, res: ResourceInfo, *, namespace: str | None, name: str
+) -> dict[str, Any] | None:
+    try:
+        return await client.get(res, namespace=namespace, name=name)
+    except ApiError as exc:
+        if exc.not_found:
+            return None
+        raise
+
+
+async def ensure_namespace(client: KubeClient, name: str) -> None:
+    with contextlib.suppress(ApiError):
+        await client.create(
+            NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+
+
+async def put_cm(
+    client: KubeClient, namespace: str, name: str, data: dict[str, str], **meta: Any
+) -> dict[str, Any]:
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "data": data,
+    }
+    return await client.apply(CM, body, field_manager="e2e-test")
+
+
+async def cm_data(client: KubeClient, namespace: str, name: str) -> dict[str, str] | None:
+    obj = await get_or_none(client, CM, namespace=namespace, name=name)
+    return None if obj is None else dict(obj.get("data") or {})
+
+
+async def put_secret(
+    client: KubeClient, namespace: str, name: str, kubeconfig: str, *, key: str = "kubeconfig"
+) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "data": {key: base64.b64encode(kubeconfig.encode()).decode()},
+    }
+    await client.apply(SECRET_RES, body, field_manager="e2e-test")
+
+
+def krmsyncer(
+    namespace: str,
+    name: str,
+    *,
+    rules: list[dict[str, Any]],
+    secret: str = "dest-kubeconfig",
+    **spec: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "rules": rules,
+        "destination": {"clusterConfig": {"kubeConfigSecretRef": {"name": secret}}},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "syncer.gkelabs.io/v1alpha1",
+        "kind": "KRMSyncer",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+async def put_syncer(client: KubeClient, obj: dict[str, Any]) -> dict[str, Any]:
+    return await client.apply(KRMSYNCER_RES, obj, field_manager="e2e-test")
+
+
+async def syncer_status(client: KubeClient, namespace: str, name: str) -> dict[str, Any]:
+    obj = await client.get(KRMSYNCER_RES, namespace=namespace, name=name)
+    return dict(obj.get("status") or {})
+
+
+async def wait_condition(
+    client: KubeClient,
+    namespace: str,
+    name: str,
+    ctype: str,
+    status: str,
+    *,
+    reason: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        st = await syncer_status(client, namespace, name)
+        c = condition(st, ctype)
+        if c and c.get("status") == status and (reason is None or c.get("reason") == reason):
+            return st
+        return None
+
+    result: dict[str, Any] = await wait_for(
+        check, timeout=timeout, what=f"{name} {ctype}={status} {reason or ''}"
+    )
+    return result
+
+
+def shard_actors(prefix: str) -> list[str]:
+    return [
+        n for n in actors.named_actors() if n.startswith(prefix) or n.startswith(f"host/{prefix}")
+    ]
+
+
+@dataclass
+class Operator:
+    reconciler: Reconciler
+    http: Any
+    task: asyncio.Task[Reconciler]
+    stop: asyncio.Event
+    options: OperatorOptions = field(repr=False)
+
+
+@contextlib.asynccontextmanager
+async def operator(
+    clusters: Clusters,
+    *,
+    namespace: str,
+    own: str = "source",
+    shards_per_host: int = 1,
+    stop_shards_on_exit: bool = True,
+    **overrides: Any,
+) -> AsyncIterator[Operator]:
+    """The operator in-process (same path as ``ray-syncer run``), watching one namespace."""
+    own_cluster = clusters.source if own == "source" else clusters.dest
+    options = OperatorOptions(
+        namespace=namespace,
+        metrics_port=0,
+        metrics_host="127.0.0.1",
+        cluster_name=own_cluster.name,
+        tick_s=0.5,
+        discovery_ttl_s=2.0,
+        probe_ttl_s=2.0,
+        engine_options=fast_engine(),
+        stop_shards_on_exit=stop_shards_on_exit,
+    )
+    for k, v in overrides.items():
+        setattr(options, k, v)
+    backend = actors.RayBackend(
+        actors.ActorSettings(
+            shards_per_host=shards_per_host, reconcile_interval_s=0.5, call_timeout_s=10.0
+        )
+    )
+    stop = asyncio.Event()
+    holder: dict[str, Any] = {}
+
+    def started(reconciler: Reconciler, http: Any) -> None:
+        holder["r"], holder["http"] = reconciler, http
+
+    task = asyncio.create_task(
+        serve(
+            options, backend=backend, own_config=own_cluster.config, stop=stop, on_started=started
+        )
+    )
+    await wait_for(lambda: _ready(holder, task), timeout=30, what="operator start")
+    op = Operator(holder["r"], holder["http"], task, stop, options)
+    try:
+        yield op
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+
+
+async def _ready(holder: dict[str, Any], task: asyncio.Task[Any]) -> bool:
+    if task.done():
+        task.result()  # raise the operator's error
+    return "r" in holder
+
+
+def cluster_from_kubeconfig(path: str, name: str) -> Cluster:
+    text = Path(path).read_text()
+    return Cluster(
+        name=name,
+        kubeconfig=text,
+        config=load_kubeconfig_text(text, allow_files=True, allow_exec=True),
+    )
+
+
+def env_clusters() -> Clusters | None:
+    src = os.environ.get("KRMSYNCER_E2E_SOURCE_KUBECONFIG")
+    dst = os.environ.get("KRMSYNCER_E2E_DEST_KUBECONFIG")
+    if not (src and dst):
+        return None
+    return Clusters(
+        cluster_from_kubeconfig(src, "source"), cluster_from_kubeconfig(dst, "destination")
+    )
