@@ -904,6 +904,9 @@ def parse_status(raw: Any) -> KRMSyncerStatus | None:
         return None
 
 
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+
+
 def parse_krmsyncer(obj: Any) -> KRMSyncer:
     """Parse a whole KRMSyncer object (from a cluster or a manifest file).
 
@@ -913,6 +916,11 @@ def parse_krmsyncer(obj: Any) -> KRMSyncer:
     if not isinstance(obj, Mapping):
         raise SpecError([f"object: must be a mapping, got {_show(obj)}"])
     errors: list[str] = []
+    for key in obj:
+        if key not in _TOP_LEVEL:
+            close = difflib.get_close_matches(str(key), _TOP_LEVEL, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            errors.append(f"{format_path([key])}: unknown field{hint}")
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if api_version != API_VERSION_FULL:
         errors.append(f"apiVersion: must be {API_VERSION_FULL}, got {_show(api_version)}")

@@ -311,6 +311,7 @@ INVALID: list[tuple[str, Edit, str]] = [
         "spec.destination.namespace: must be a DNS label...",
     ),
     ("spec-missing", drop("spec"), "spec: is required"),
+    ("spec-typo", lambda o: o.update(sepc=o.pop("spec")), "sepc: unknown field (did you mean 'spec'?)"),
     ("spec-not-object", lambda o: o.update(spec=["x"]), "spec: must be an object, got ['x']"),
 ]
 
