@@ -33,6 +33,10 @@ from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, Transport
 from ray_syncer.metrics import ShardMetrics
 
 
+# A watch stream that stays open this long (real seconds) counts as healthy again.
+_HEALTHY_AFTER_S = 0.5
+
+
 class WatchHandler(Protocol):
     async def list_begin(self) -> None: ...
 
@@ -140,7 +144,15 @@ class Watcher:
         consumer = asyncio.ensure_future(self._consume())
         relist = asyncio.ensure_future(self._relist.wait())
         try:
-            await asyncio.wait({consumer, relist}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {consumer, relist}, timeout=_HEALTHY_AFTER_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                # The stream has been up for a while without failing: the watch works,
+                # even if nothing changed (and so no event proved it).
+                self.healthy = True
+                self.message = ""
+                await asyncio.wait({consumer, relist}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             relist.cancel()
             if not consumer.done():

@@ -110,10 +110,13 @@ class Env:
 
     async def items(self, client: KubeClient, res: ResourceInfo, ns: str | None = None,
                     ) -> dict[str, dict[str, Any]]:
+        """Objects by key, without each cluster's own kube-root-ca.crt."""
         items, _ = await client.list_all(res, namespace=ns)
         out = {}
         for o in items:
             m = o["metadata"]
+            if m["name"] == "kube-root-ca.crt":
+                continue
             out[f"{m['namespace']}/{m['name']}" if m.get("namespace") else m["name"]] = o
         return out
 
