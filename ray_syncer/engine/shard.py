@@ -191,7 +191,7 @@ class Shard:
             message=message,
             objects=len(self._holdings),
             pending=len(q),
-            in_flight=q.in_flight,
+            in_flight=len(self._in_flight),
             conflicts=len(self._ledger.conflicts),
             conflict_names=names,
             errors=errors,
@@ -204,6 +204,7 @@ class Shard:
                 listed
                 and len(q) == 0
                 and q.in_flight == 0
+                and not self._in_flight
                 and errors == 0
                 and self._guard is None
                 and (dst is None or dst.healthy)
@@ -599,7 +600,7 @@ class Shard:
         while True:
             q = self._queue
             m.set_queue_depth(len(q))
-            m.set_in_flight(q.in_flight)
+            m.set_in_flight(len(self._in_flight))
             m.set_objects(len(self._holdings))
             m.set_lag(q.oldest_age())
             m.set_conflicts(len(self._ledger.conflicts))
