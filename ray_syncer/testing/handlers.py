@@ -371,7 +371,7 @@ class ObjectApi:
             if rt.has_generation and any(
                 new.get(k) != old.get(k) for k in {*new, *old} - {"metadata", "status", "apiVersion", "kind"}
             ):
-                meta["generation"] = om.get("generation", 1) + 1
+                new["metadata"]["generation"] = om.get("generation", 1) + 1
         new["metadata"].pop("resourceVersion", None)
         new["apiVersion"] = old.get("apiVersion", rt.api_version)
         if not applied:

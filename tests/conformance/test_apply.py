@@ -1,0 +1,150 @@
+"""Server-side apply (the "Server-Side Apply" reference): ownership, conflicts, removal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .conftest import Cluster, Response
+
+APPLY = "application/apply-patch+yaml"
+
+
+def _apply(cluster: Cluster, namespace: str, name: str, data: dict | None, *, manager: str,
+           force: bool = False, labels: dict | None = None, extra: dict | None = None) -> Response:
+    meta: dict[str, Any] = {"name": name}
+    if labels is not None:
+        meta["labels"] = labels
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
+    if data is not None:
+        body["data"] = data
+    body.update(extra or {})
+    q = f"?fieldManager={manager}" + ("&force=true" if force else "")
+    return cluster.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/{name}{q}", body=body,
+                       content_type=APPLY)
+
+
+def test_apply_creates_a_missing_object(cluster: Cluster, namespace: str) -> None:
+    r = _apply(cluster, namespace, "new", {"a": "1"}, manager="mgr")
+    assert r.status == 201, r.body
+    assert cluster.core.read_namespaced_config_map("new", namespace).data == {"a": "1"}
+
+
+def test_apply_accepts_a_yaml_body(cluster: Cluster, namespace: str) -> None:
+    body = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yml\ndata:\n  a: '1'\n"
+    r = cluster.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/yml?fieldManager=y", body=body,
+                    content_type=APPLY)
+    assert r.status == 201, r.body
+    assert r.json()["data"] == {"a": "1"}
+
+
+def test_apply_without_field_manager_is_bad_request(cluster: Cluster, namespace: str) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nomgr"}}
+    r = cluster.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/nomgr", body=body, content_type=APPLY)
+    assert r.status == 400
+
+
+def test_apply_records_the_manager_in_managed_fields(cluster: Cluster, namespace: str) -> None:
+    obj = _apply(cluster, namespace, "mf", {"a": "1"}, manager="krm-syncer").json()
+    entries = [e for e in obj["metadata"]["managedFields"] if e["manager"] == "krm-syncer"]
+    assert len(entries) == 1
+    e = entries[0]
+    assert e["operation"] == "Apply" and e["fieldsType"] == "FieldsV1"
+    assert "f:a" in e["fieldsV1"]["f:data"]
+
+
+def test_reapplying_the_same_configuration_does_not_bump_resource_version(cluster: Cluster, namespace: str) -> None:
+    first = _apply(cluster, namespace, "noop", {"a": "1"}, manager="m", labels={"x": "y"}).json()
+    again = _apply(cluster, namespace, "noop", {"a": "1"}, manager="m", labels={"x": "y"})
+    assert again.status == 200
+    assert again.json()["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+
+
+def test_changed_apply_bumps_resource_version(cluster: Cluster, namespace: str) -> None:
+    first = _apply(cluster, namespace, "chg", {"a": "1"}, manager="m").json()
+    second = _apply(cluster, namespace, "chg", {"a": "2"}, manager="m").json()
+    assert second["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
+    assert second["data"] == {"a": "2"}
+
+
+def test_conflicting_apply_by_another_manager_is_409_with_causes(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, "c", {"a": "1"}, manager="first")
+    r = _apply(cluster, namespace, "c", {"a": "2"}, manager="second")
+    assert r.status == 409
+    body = r.json()
+    assert body["reason"] == "Conflict"
+    causes = body["details"]["causes"]
+    assert any(c["type"] == "FieldManagerConflict" and c["field"] == ".data.a" for c in causes)
+    assert "first" in body["message"]
+    assert cluster.core.read_namespaced_config_map("c", namespace).data == {"a": "1"}
+
+
+def test_forced_apply_takes_ownership(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, "f", {"a": "1"}, manager="first")
+    r = _apply(cluster, namespace, "f", {"a": "2"}, manager="second", force=True)
+    assert r.status == 200
+    obj = r.json()
+    assert obj["data"] == {"a": "2"}
+    owners = {e["manager"]: e.get("fieldsV1", {}) for e in obj["metadata"]["managedFields"]}
+    assert "f:a" in owners["second"]["f:data"]
+    assert "f:a" not in owners.get("first", {}).get("f:data", {})
+
+
+def test_applying_the_same_value_as_another_manager_is_shared_not_a_conflict(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, "s", {"a": "1"}, manager="first")
+    r = _apply(cluster, namespace, "s", {"a": "1"}, manager="second")
+    assert r.status == 200, r.body
+    managers = {e["manager"] for e in r.json()["metadata"]["managedFields"]}
+    assert {"first", "second"} <= managers
+
+
+def test_field_dropped_from_the_configuration_is_removed(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, "rm", {"keep": "1", "drop": "2"}, manager="m", labels={"l1": "a", "l2": "b"})
+    r = _apply(cluster, namespace, "rm", {"keep": "1"}, manager="m", labels={"l1": "a"})
+    obj = r.json()
+    assert obj["data"] == {"keep": "1"}
+    assert obj["metadata"].get("labels") == {"l1": "a"}
+
+
+def test_field_still_owned_by_another_manager_is_kept_when_one_stops_applying(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, "co", {"shared": "1", "mine": "x"}, manager="first")
+    _apply(cluster, namespace, "co", {"shared": "1"}, manager="second")
+    r = _apply(cluster, namespace, "co", {"mine": "x"}, manager="first")
+    assert r.json()["data"] == {"shared": "1", "mine": "x"}
+
+
+def test_fields_set_by_update_belong_to_that_manager_and_conflict_with_apply(cluster: Cluster, namespace: str) -> None:
+    r = cluster.raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldManager=editor",
+                    body={"metadata": {"name": "upd"}, "data": {"a": "1"}})
+    assert r.status == 201
+    entry = next(e for e in r.json()["metadata"]["managedFields"] if e["manager"] == "editor")
+    assert entry["operation"] == "Update"
+    conflict = _apply(cluster, namespace, "upd", {"a": "2"}, manager="applier")
+    assert conflict.status == 409
+    assert any("editor" in c["message"] for c in conflict.json()["details"]["causes"])
+
+
+def test_apply_leaves_fields_it_never_owned_alone(cluster: Cluster, namespace: str) -> None:
+    cluster.raw("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldManager=editor",
+                body={"metadata": {"name": "other"}, "data": {"theirs": "1"}})
+    r = _apply(cluster, namespace, "other", {"mine": "2"}, manager="applier")
+    assert r.status == 200
+    assert r.json()["data"] == {"theirs": "1", "mine": "2"}
+    r = _apply(cluster, namespace, "other", {}, manager="applier")
+    assert r.json()["data"] == {"theirs": "1"}
+
+
+def test_apply_with_wrong_name_in_body_is_bad_request(cluster: Cluster, namespace: str) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other-name"}}
+    r = cluster.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/bn?fieldManager=m",
+                    body=orjson.dumps(body), content_type=APPLY)
+    assert r.status == 400
+
+
+def test_apply_through_the_python_client(cluster: Cluster, namespace: str) -> None:
+    d = cluster.dynamic.resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dyn", "namespace": namespace},
+            "data": {"a": "1"}}
+    out = d.server_side_apply(body=body, name="dyn", namespace=namespace, field_manager="dyn-mgr")
+    assert out.data.a == "1"
