@@ -88,8 +88,8 @@ dest_ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{
 kubectl --kubeconfig "$work/$DEST.host.kubeconfig" config view --minify --flatten \
   --context "kind-$DEST" |
   sed -E "s#server: https://[^[:space:]]+#server: https://$dest_ip:6443#" >"$work/$DEST.kubeconfig"
-kubectl --kubeconfig "$src" -n "$SECRET_NAMESPACE" create secret generic destination-kubeconfig \
+kubectl --kubeconfig "$src" -n "$SECRET_NAMESPACE" create secret generic remote-kubeconfig \
   --from-file=kubeconfig="$work/$DEST.kubeconfig"
 
-KRMSYNCER_E2E_SECRET_NAMESPACE="$SECRET_NAMESPACE" KRMSYNCER_E2E_DEST_SECRET=destination-kubeconfig \
+KRMSYNCER_E2E_SECRET_NAMESPACE="$SECRET_NAMESPACE" KRMSYNCER_E2E_DEST_SECRET=remote-kubeconfig \
   run_suites "$src" "$work/$DEST.kubeconfig" "$@"

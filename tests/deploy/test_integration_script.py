@@ -163,13 +163,13 @@ def test_kind_path_builds_both_clusters_stores_the_secret_and_tears_down(
     assert len(crd_applies) == 2
     # The walkthrough's command, then the Secret in the SOURCE cluster.
     assert any("config view --minify --flatten --context kind-destination" in line for line in log)
-    (secret_cmd,) = [line for line in log if "create secret generic destination-kubeconfig" in line]
+    (secret_cmd,) = [line for line in log if "create secret generic remote-kubeconfig" in line]
     assert "source.host.kubeconfig" in secret_cmd
     secret = (tmp_path / "secret").read_text()
     assert "server: https://172.18.0.3:6443" in secret and "127.0.0.1" not in secret
     # The suites got that same in-cluster-reachable kubeconfig for the destination.
     assert "destfile     server: https://172.18.0.3:6443" in log
-    assert "secret=destination-kubeconfig" in log
+    assert "secret=remote-kubeconfig" in log
     # Teardown happens whatever the suites returned, after they ran.
     deletes = [i for i, line in enumerate(log) if line.startswith("kind delete cluster")]
     assert len(deletes) == 2
