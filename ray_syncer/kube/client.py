@@ -27,7 +27,7 @@ import os
 import ssl
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -579,7 +579,7 @@ class KubeClient:
         allow_bookmarks: bool = True,
         timeout_seconds: int | None = None,
         idle_timeout: float | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield raw watch events ``{"type", "object"}`` until the server closes the stream.
 
         BOOKMARK events are passed through. An ERROR event raises ``ApiError`` with
@@ -607,7 +607,7 @@ class KubeClient:
 
     async def _watch_stream(
         self, path: str, params: Mapping[str, Any], timeout: aiohttp.ClientTimeout
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         session = self._get_session()
         try:
             resp = await session.get(
