@@ -61,6 +61,7 @@ class KeyedQueue(Generic[K, V]):
         self._max = backoff_max_s
         self._items: dict[K, V] = {}  # dirty: key -> newest value
         self._since: dict[K, float] = {}  # dirty key -> monotonic time it became dirty
+        self._taken_since: dict[K, float] = {}  # processing key -> when its change was first seen
         self._ready: deque[K] = deque()
         self._processing: set[K] = set()
         self._delayed: dict[K, float] = {}  # key -> ready-at
@@ -108,7 +109,8 @@ class KeyedQueue(Generic[K, V]):
             self._items[key] = self._merge(value, old) if self._merge else old
         else:
             self._items[key] = value
-            self._since[key] = self._clock.monotonic()
+            # A retried change keeps its age: lag counts from when it was first seen.
+            self._since[key] = self._taken_since.get(key, self._clock.monotonic())
         if delay <= 0:
             if key not in self._processing and key not in self._delayed and key not in self._ready:
                 self._ready.append(key)
@@ -149,7 +151,9 @@ class KeyedQueue(Generic[K, V]):
                 while self._ready and len(out) < max_items:
                     key = self._ready.popleft()
                     value = self._items.pop(key)
-                    self._since.pop(key, None)
+                    since = self._since.pop(key, None)
+                    if since is not None:
+                        self._taken_since[key] = since
                     self._processing.add(key)
                     out.append((key, value))
                 self._space.set()
@@ -170,6 +174,7 @@ class KeyedQueue(Generic[K, V]):
     def done(self, key: K) -> None:
         """Mark ``key`` processed; a value that arrived meanwhile becomes ready now."""
         self._processing.discard(key)
+        self._taken_since.pop(key, None)
         if key in self._items and key not in self._delayed:
             self._ready.append(key)
             self._wake.set()
@@ -215,7 +220,11 @@ class KeyedQueue(Generic[K, V]):
         return len(self._delayed)
 
     def oldest_age(self) -> float:
-        """Seconds since the oldest pending key became dirty (0 when empty)."""
-        for since in self._since.values():
-            return max(0.0, self._clock.monotonic() - since)
-        return 0.0
+        """Seconds since the oldest change still pending or being written was seen (0 if none)."""
+        inf = float("inf")
+        oldest = min(
+            min(self._since.values(), default=inf), min(self._taken_since.values(), default=inf)
+        )
+        if oldest == inf:
+            return 0.0
+        return max(0.0, self._clock.monotonic() - oldest)

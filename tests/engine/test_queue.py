@@ -108,5 +108,14 @@ async def test_oldest_age_tracks_lag() -> None:
     await clock.advance(3)
     await q.put("b", 1)
     assert q.oldest_age() == 3
-    await q.get_batch(1)
+    [(key, value)] = await q.get_batch(1)
+    assert q.oldest_age() == 3  # being written still counts
+    await clock.advance(2)
+    q.add_after(key, value, 1.0)  # a retry keeps the change's age
+    q.done(key)
+    assert q.oldest_age() == 5
+    await clock.advance(1)
+    assert sorted(k for k, _ in await q.get_batch(10)) == ["a", "b"]
+    q.done("b")
+    q.done("a")
     assert q.oldest_age() == 0
