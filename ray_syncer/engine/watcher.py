@@ -32,7 +32,6 @@ from ray_syncer.engine.ratelimit import Backoff
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
 from ray_syncer.metrics import ShardMetrics
 
-
 # A watch stream that stays open this long (real seconds) counts as healthy again.
 _HEALTHY_AFTER_S = 0.5
 
@@ -196,7 +195,7 @@ class Watcher:
             allow_bookmarks=True,
             timeout_seconds=self._options.watch_timeout_s,
         )
-        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        async with contextlib.aclosing(stream):
             async for ev in stream:
                 got = True
                 self.healthy = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from ray_syncer.engine.clock import FakeClock
@@ -94,9 +95,7 @@ async def test_cancelling_run_also_stops_cleanly(env: Env) -> None:
     task = asyncio.ensure_future(shard.run())
     await synced(shard)
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
-    except asyncio.CancelledError:
-        pass
     assert shard.health().state == ShardState.STOPPED
     metrics.remove()
