@@ -19,6 +19,7 @@ runs in another process, so this isolates the client's cost; on a shared
 
 Usage:
     python benchmarks/client_throughput.py                 # in-memory server in a child process
+    python benchmarks/client_throughput.py --server echo   # bare echo server: each client's ceiling
     python benchmarks/client_throughput.py --kubeconfig K  # any cluster (uses namespace --namespace)
 """
 
@@ -42,13 +43,53 @@ NAMES = 500  # distinct objects; applies cycle over them with changing data
 
 def _serve(kubeconfig_path: str, ready: Any, stop: Any) -> None:
     """Child process: run the in-memory API server until told to stop."""
-    from ray_syncer.testing import start_in_thread  # type: ignore[attr-defined]
+    from ray_syncer.testing import start_in_thread
 
     server = start_in_thread()
     Path(kubeconfig_path).write_text(server.kubeconfig())
     ready.set()
     stop.wait()
     server.stop()
+
+
+def _serve_echo(kubeconfig_path: str, ready: Any, stop: Any) -> None:
+    """Child process: a minimal HTTP server that answers every request with its body.
+
+    It does almost no work per request, so the clients' own costs dominate: this
+    shows each client's ceiling rather than the API server's.
+    """
+    import threading
+
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(body=body or b"{}", content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", echo)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        Path(kubeconfig_path).write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: echo\n"
+            f"clusters: [{{name: echo, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+            "contexts: [{name: echo, context: {cluster: echo, user: echo}}]\n"
+            "users: [{name: echo, user: {token: echo-token}}]\n"
+        )
+        ready.set()
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=lambda: (stop.wait(), loop.call_soon_threadsafe(done.set)), daemon=True
+        ).start()
+        await done.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
 
 
 def _obj(ns: str, i: int, run: str) -> dict[str, Any]:
@@ -178,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kubeconfig", help="target this cluster instead of starting an in-memory server"
     )
+    parser.add_argument(
+        "--server",
+        choices=("apiserver", "echo"),
+        default="apiserver",
+        help="child-process server: the in-memory API server, or a bare echo server (client ceiling)",
+    )
     parser.add_argument("--namespace", default="bench-client")
     parser.add_argument(
         "--applies", type=int, default=1500, help="applies per client per concurrency level"
@@ -194,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx = multiprocessing.get_context("spawn")
         ready, stop = ctx.Event(), ctx.Event()
         path = os.path.join(tempfile.mkdtemp(prefix="bench-client-"), "kubeconfig")
-        proc = ctx.Process(target=_serve, args=(path, ready, stop), daemon=True)
+        target = _serve_echo if args.server == "echo" else _serve
+        proc = ctx.Process(target=target, args=(path, ready, stop), daemon=True)
         proc.start()
         if not ready.wait(60):
             print("the in-memory API server did not start", file=sys.stderr)
@@ -204,9 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         asyncio.run(_ensure_namespace(kubeconfig, args.namespace))
+        # Create every object first so all measured passes are updates (same server work).
+        asyncio.run(_run_aiohttp(kubeconfig, args.namespace, 8, NAMES, "populate"))
         levels = [int(c) for c in args.concurrency.split(",")]
-        for c in levels:
-            for name in args.clients.split(","):
+        clients = args.clients.split(",")
+        for level, c in enumerate(levels):
+            # Rotate the order so no client always runs first (or last) on a busy machine.
+            shift = level % len(clients)
+            for name in clients[shift:] + clients[:shift]:
                 run = f"{name}-{c}-{time.time_ns()}"
                 if name == "aiohttp":
                     r = asyncio.run(_run_aiohttp(kubeconfig, args.namespace, c, args.applies, run))
