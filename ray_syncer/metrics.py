@@ -217,16 +217,29 @@ class ShardMetrics:
         self._latency.observe(max(0.0, seconds))
 
     def remove(self) -> None:
-        """Drop every series of this shard (call when the shard stops)."""
+        """Drop every series of this shard (call when the shard stops).
+
+        Works from any instance bound to the same labels (the operator may build
+        a fresh one just to clean up), because it scans each metric's children
+        rather than trusting what this instance happened to record.
+        """
         for metric in _SHARD_PLAIN:
             with contextlib.suppress(KeyError):
                 metric.remove(*self._labels)
+        for metric in _SHARD_EXTRA:
+            for labelvalues in _children(metric):
+                if labelvalues[:2] == self._labels:
+                    with contextlib.suppress(KeyError):
+                        metric.remove(*labelvalues)
         with self._lock:
-            for (metric_id, value), _child in list(self._extra.items()):
-                metric = next(m for m in _SHARD_EXTRA if id(m) == metric_id)
-                with contextlib.suppress(KeyError):
-                    metric.remove(*self._labels, value)
             self._extra.clear()
+
+
+def _children(metric: Counter) -> list[tuple[str, ...]]:
+    # prometheus-client keeps a metric's children in ``_metrics`` (label tuple ->
+    # child); there is no public way to enumerate label values.
+    with metric._lock:
+        return [tuple(k) for k in metric._metrics]
 
 
 _states_lock = threading.Lock()

@@ -167,3 +167,13 @@ def test_include_local_adds_this_process() -> None:
         assert [s.value for s in depth] == [4.0]
     finally:
         m.remove()
+
+
+def test_remove_from_a_fresh_instance_drops_everything_the_shard_recorded() -> None:
+    old = ShardMetrics("ns/s", "restarted")
+    old.event("ADDED")
+    old.deleted("deleted")
+    old.watch_restart("error")
+    old.applied("custom-result")
+    ShardMetrics("ns/s", "restarted").remove()
+    assert 'shard="restarted"' not in generate_latest(REGISTRY).decode()
