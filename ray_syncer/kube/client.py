@@ -350,8 +350,10 @@ class KubeClient:
                 connector=connector,
                 timeout=self._timeout,
                 headers={"Accept": "application/json", "User-Agent": self._user_agent},
+                # aiohttp asks for gzip by default; the API server compresses only
+                # large responses (big lists), which is what a WAN link between
+                # DR sites wants.
                 auto_decompress=True,
-                skip_auto_headers=("Accept-Encoding",),
             )
         return self._session
 
