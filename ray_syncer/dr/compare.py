@@ -1,0 +1,353 @@
+"""The DR-readiness comparison behind ``ray-syncer diff`` (and ``failover``'s catch-up wait).
+
+Why it exists: before a failover a person needs one answer — "does the
+standby hold what the active holds?" — computed from the clusters themselves,
+not from the operator's opinion (it works while the operator is down). For
+every shard a KRMSyncer stands for (rules expanded through the source's
+discovery with the operator's own planner) it lists the source and the
+destination and classifies each object:
+
+* **missing**: the source has it (and it is not excluded), the destination not;
+* **differs**: the destination copy is ours but its content-hash annotation is
+  not the hash the engine's pure ``transform`` gives for the current source
+  object — exactly the test the engine uses, so "differs" means "the syncer
+  would write it"; ``fields=True`` adds a field-level diff (Secret values are
+  never shown);
+* **conflict**: the destination holds an object at that name the syncer does
+  not own (it is skipped, or taken over with ``conflictPolicy: Adopt``);
+* **extra**: an owned copy whose source object is gone (a pending delete).
+
+The hash covers the ``source-cluster`` ownership annotation, which the
+operator fills from its ``--cluster-name``; we take that value from each
+destination copy, so the comparison needs no knowledge of operator flags.
+
+Age of the oldest unsynced change: for missing and differing objects, the
+newest ``managedFields[].time`` of the source object (the time of its last
+write), falling back to ``creationTimestamp``. Extra objects have no source
+left to date, so they are counted but do not set the age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ray_syncer.api.models import SpecError, parse_krmsyncer
+from ray_syncer.engine.spec import ShardSpec
+from ray_syncer.engine.transform import (
+    ANN_SOURCE_CLUSTER,
+    dest_namespace_for,
+    exclusion_reason,
+    held_hash,
+    managed_by_value,
+    object_key,
+    owned_by,
+    syncs_status,
+    transform,
+)
+from ray_syncer.kube.client import ApiError, ResourceInfo, TransportError
+from ray_syncer.operator.planner import expand_rules, plan_syncer
+
+SAMPLE = 50  # names kept per list and shard in the report
+FIELD_LINES = 20
+
+
+@dataclass
+class Differ:
+    key: str
+    fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ShardDiff:
+    shard: str
+    kind: str
+    source_objects: int = 0
+    dest_objects: int = 0  # owned copies
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    differs: list[Differ] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    oldest_change: float | None = None  # unix time of the oldest unsynced source change
+    error: str | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        return not (self.missing or self.extra or self.differs or self.conflicts or self.error)
+
+
+@dataclass
+class DiffReport:
+    syncer: str
+    source: str
+    destination: str
+    checked_at: float
+    shards: list[ShardDiff] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.errors and all(s.in_sync for s in self.shards)
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "sourceObjects": sum(s.source_objects for s in self.shards),
+            "missing": sum(len(s.missing) for s in self.shards),
+            "extra": sum(len(s.extra) for s in self.shards),
+            "differs": sum(len(s.differs) for s in self.shards),
+            "conflicts": sum(len(s.conflicts) for s in self.shards),
+            "shardErrors": sum(1 for s in self.shards if s.error),
+        }
+
+    @property
+    def oldest_unsynced_seconds(self) -> float | None:
+        times = [s.oldest_change for s in self.shards if s.oldest_change is not None]
+        return round(max(0.0, self.checked_at - min(times)), 1) if times else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "syncer": self.syncer,
+            "source": self.source,
+            "destination": self.destination,
+            "inSync": self.in_sync,
+            "summary": {**self.totals(), "oldestUnsyncedSeconds": self.oldest_unsynced_seconds},
+            "errors": list(self.errors),
+            "shards": [
+                {
+                    "shard": s.shard,
+                    "kind": s.kind,
+                    "inSync": s.in_sync,
+                    "sourceObjects": s.source_objects,
+                    "destinationObjects": s.dest_objects,
+                    "missing": s.missing[:SAMPLE],
+                    "extra": s.extra[:SAMPLE],
+                    "differs": [
+                        {"key": d.key, **({"fields": d.fields} if d.fields else {})}
+                        for d in s.differs[:SAMPLE]
+                    ],
+                    "conflicts": s.conflicts[:SAMPLE],
+                    **({"error": s.error} if s.error else {}),
+                }
+                for s in self.shards
+            ],
+        }
+
+
+def parse_time(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def change_time(obj: Mapping[str, Any]) -> float | None:
+    """When the object last changed: the newest managedFields time, else its creation."""
+    meta = obj.get("metadata") or {}
+    times = [parse_time(m.get("time")) for m in meta.get("managedFields") or () if isinstance(m, Mapping)]
+    found = [t for t in times if t is not None]
+    return max(found) if found else parse_time(meta.get("creationTimestamp"))
+
+
+# --------------------------------------------------------------------------- field diff
+
+_SERVER_META = ("labels", "annotations", "name", "namespace")
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping) and value:
+        for k in sorted(value):
+            _flatten(value[k], f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(value, list) and value:
+        for i, v in enumerate(value):
+            _flatten(v, f"{prefix}[{i}]", out)
+    else:
+        out[prefix] = value
+
+
+def _comparable(obj: Mapping[str, Any], keep_status: bool) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    out: dict[str, Any] = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    out["metadata"] = {k: meta[k] for k in _SERVER_META if k in meta}
+    if keep_status and "status" in obj:
+        out["status"] = obj["status"]
+    return out
+
+
+def _show(value: Any, secret: bool) -> str:
+    if secret:
+        return "(hidden)"
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def field_diff(
+    desired: Mapping[str, Any], dest_obj: Mapping[str, Any], *, secret: bool = False
+) -> list[str]:
+    """Human lines: ``~ path: source -> destination``, ``+ path`` (only in source), ``- path``."""
+    keep_status = "status" in desired
+    want: dict[str, Any] = {}
+    have: dict[str, Any] = {}
+    _flatten(_comparable(desired, keep_status), "", want)
+    _flatten(_comparable(dest_obj, keep_status), "", have)
+    lines: list[str] = []
+    for path in sorted(set(want) | set(have)):
+        hidden = secret and path.split(".")[0] in ("data", "stringData")
+        if path not in have:
+            lines.append(f"+ {path}: {_show(want[path], hidden)} (only in source)")
+        elif path not in want:
+            if path.startswith("metadata."):
+                continue  # labels/annotations added by others on the destination
+            lines.append(f"- {path}: {_show(have[path], hidden)} (only in destination)")
+        elif want[path] != have[path]:
+            lines.append(f"~ {path}: {_show(want[path], hidden)} -> {_show(have[path], hidden)}")
+    if len(lines) > FIELD_LINES:
+        lines = [*lines[:FIELD_LINES], f"... and {len(lines) - FIELD_LINES} more"]
+    return lines
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return f"{exc.status} {exc.reason}" + (f": {exc.message[:200]}" if exc.message else "")
+    if isinstance(exc, TransportError):
+        return f"unreachable: {str(exc)[:200]}"
+    return type(exc).__name__
+
+
+async def _shard_diff(
+    spec: ShardSpec, *, source: Any, dest: Any, fields: bool
+) -> ShardDiff:
+    out = ShardDiff(shard=spec.shard_id, kind=f"{spec.kind}.{spec.group}" if spec.group else spec.kind)
+    try:
+        src_res: ResourceInfo | None = await source.resolve(spec.group, spec.version, spec.kind)
+        dst_res: ResourceInfo | None = await dest.resolve(spec.group, spec.version, spec.kind)
+        if src_res is None:
+            out.error = f"the source does not serve {spec.group_version}/{spec.kind}"
+            return out
+        namespaced = src_res.namespaced
+        src_items, _ = await source.list_all(
+            src_res,
+            namespace=spec.source_namespace if namespaced else None,
+            label_selector=spec.label_selector,
+        )
+        dst_items: list[dict[str, Any]] = []
+        if dst_res is None:
+            out.error = (
+                f"the destination does not serve {spec.group_version}/{spec.kind} "
+                "(is its CRD installed there?)"
+            )
+        else:
+            dst_ns = None
+            if namespaced and (spec.source_namespace or spec.dest_namespace):
+                dst_ns = dest_namespace_for(spec, spec.source_namespace) or spec.dest_namespace
+            dst_items, _ = await dest.list_all(dst_res, namespace=dst_ns)
+    except (ApiError, TransportError) as exc:
+        out.error = _describe(exc)
+        return out
+
+    managed = managed_by_value(spec.syncer_namespace, spec.syncer_name)
+    sources: dict[str, dict[str, Any]] = {}
+    # Namespace-mapping collisions: the smallest source namespace wins, like the engine.
+    for obj in sorted(src_items, key=lambda o: (o["metadata"].get("namespace") or "")):
+        if exclusion_reason(obj, spec=spec) is not None:
+            continue
+        meta = obj["metadata"]
+        src_ns = meta.get("namespace") if namespaced else None
+        key = object_key(dest_namespace_for(spec, src_ns), meta["name"])
+        sources.setdefault(key, obj)
+    dests: dict[str, dict[str, Any]] = {}
+    for obj in dst_items:
+        meta = obj["metadata"]
+        dests[object_key(meta.get("namespace") if namespaced else None, meta["name"])] = obj
+    out.source_objects = len(sources)
+    status_sub = bool(dst_res and dst_res.has_status and syncs_status(spec))
+    oldest: list[float] = []
+    for key in sorted(sources):
+        obj = sources[key]
+        held = dests.get(key)
+        if dst_res is None or held is None:
+            out.missing.append(key)
+        elif not owned_by(held, spec=spec, managed_by=managed):
+            out.conflicts.append(key)
+            continue
+        else:
+            ann = (held.get("metadata") or {}).get("annotations") or {}
+            as_written = dataclasses.replace(
+                spec, source_cluster=ann.get(ANN_SOURCE_CLUSTER, spec.source_cluster)
+            )
+            desired = transform(
+                obj,
+                spec=as_written,
+                managed_by=managed,
+                namespaced=namespaced,
+                status_subresource=status_sub,
+            )
+            if held_hash(held) == desired.hash:
+                continue
+            lines: list[str] = []
+            if fields:
+                body = dict(desired.body)
+                if desired.status is not None:
+                    body["status"] = desired.status
+                lines = field_diff(body, held, secret=spec.group == "" and spec.kind == "Secret")
+            out.differs.append(Differ(key, lines))
+        when = change_time(obj)
+        if when is not None:
+            oldest.append(when)
+    for key in sorted(dests):
+        held = dests[key]
+        if owned_by(held, spec=spec, managed_by=managed):
+            out.dest_objects += 1
+            if key not in sources:
+                out.extra.append(key)
+    out.oldest_change = min(oldest) if oldest else None
+    return out
+
+
+async def compute_diff(
+    syncer_raw: Mapping[str, Any],
+    *,
+    source: Any,
+    dest: Any,
+    source_name: str,
+    dest_name: str,
+    fields: bool = False,
+    now: float | None = None,
+) -> DiffReport:
+    """Compare every shard of a KRMSyncer; never raises on cluster errors (they are reported)."""
+    meta = syncer_raw.get("metadata") or {}
+    report = DiffReport(
+        syncer=f"{meta.get('namespace') or 'default'}/{meta.get('name')}",
+        source=source_name,
+        destination=dest_name,
+        checked_at=time.time() if now is None else now,
+    )
+    try:
+        syncer = parse_krmsyncer(syncer_raw)
+    except SpecError as exc:
+        report.errors.append(f"invalid KRMSyncer: {exc}")
+        return report
+    try:
+        expansions = await expand_rules(source, syncer)
+    except (ApiError, TransportError) as exc:
+        report.errors.append(f"cannot read the source's API discovery: {_describe(exc)}")
+        return report
+    plan = plan_syncer(syncer, expansions, source_cluster=source_name)
+    if plan.refused is not None:
+        report.errors.append(f"{plan.refused.reason}: {plan.refused.message}")
+    results = await asyncio.gather(
+        *(_shard_diff(s, source=source, dest=dest, fields=fields) for s in plan.shards)
+    )
+    report.shards = sorted(results, key=lambda s: (s.in_sync, s.shard))
+    return report

@@ -1,0 +1,271 @@
+"""Split-brain fencing: refuse to write when the destination already syncs back into our source.
+
+Why it exists: active-passive DR has one dangerous state — both directions
+active at once (the old active came back after an emergency failover, or a
+person un-suspended the standby by hand). Each side would then overwrite the
+other with its own, older, copy. Before a syncer writes, the operator asks the
+destination cluster whether it holds such a *reverse* syncer; if so the syncer
+writes nothing and reports ``Ready=False`` reason ``SplitBrain``.
+
+How a reverse syncer is recognised (documented in docs/runbook.md):
+
+* **failover markers** (authoritative): ``ray-syncer failover`` annotates the
+  KRMSyncer it activates with ``syncer.gkelabs.io/reverse-of: <ns>/<name>``
+  (the syncer it replaces, in the other cluster) and a
+  ``syncer.gkelabs.io/failover-epoch`` (milliseconds since the epoch at
+  promotion). Only KRMSyncer read access on the destination is needed.
+* **server URL** (fallback for hand-made setups): an active push-mode KRMSyncer
+  on the destination whose kubeconfig Secret names our source's API server
+  URL. Needs Secret read access on the destination; skipped when forbidden.
+
+Decision: syncer A is fenced by an active reverse syncer B unless A's epoch is
+newer than B's. After an emergency failover the promoted side carries the
+newest epoch, so the returning old active is fenced and the new active keeps
+working. Two hand-activated syncers (no epochs) fence each other: both stop,
+and a person decides.
+
+``decide`` is pure; ``check_fencing`` does the reads (through ``KubeClient``,
+never logging Secret contents); ``FenceCache`` keeps decisions for a short
+TTL so the check costs one list per syncer per TTL, not one per write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ray_syncer import API_GROUP, API_VERSION, KIND, PLURAL
+from ray_syncer.kube.client import ApiError, ResourceInfo
+
+ANN_REVERSE_OF = f"{API_GROUP}/reverse-of"
+ANN_EPOCH = f"{API_GROUP}/failover-epoch"
+ANN_LAST_FAILOVER = f"{API_GROUP}/last-failover"
+
+FENCE_TTL_S = 10.0
+
+KRMSYNCER_RES = ResourceInfo(
+    API_GROUP, API_VERSION, KIND, PLURAL, namespaced=True, has_status=True,
+    verbs=frozenset({"get", "list", "watch", "patch", "update"}),
+)
+_SECRET = ResourceInfo("", "v1", "Secret", "secrets", True, verbs=frozenset({"get"}))
+
+
+def server_key(url: str | None) -> str:
+    """A normalised API server URL, so that equal servers compare equal."""
+    if not url:
+        return ""
+    parts = urlsplit(url.strip().lower())
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return url.strip().lower()
+    host = parts.hostname or ""
+    if host in ("localhost", "::1"):
+        host = "127.0.0.1"
+    return f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
+def epoch_of(obj: Mapping[str, Any]) -> int:
+    """The failover epoch recorded on a KRMSyncer (0 when never promoted by failover)."""
+    ann = ((obj.get("metadata") or {}).get("annotations")) or {}
+    try:
+        return max(0, int(ann.get(ANN_EPOCH, "0")))
+    except (TypeError, ValueError):
+        return 0
+
+
+def is_active(obj: Mapping[str, Any]) -> bool:
+    """Not suspended (either spelling) and not being deleted."""
+    spec = obj.get("spec") or {}
+    meta = obj.get("metadata") or {}
+    return not (spec.get("suspend") is True or spec.get("suspended") is True) and not meta.get(
+        "deletionTimestamp"
+    )
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A KRMSyncer found on the destination cluster, as far as fencing cares."""
+
+    key: str  # namespace/name
+    active: bool
+    mode: str
+    epoch: int
+    reverse_of: str | None
+    target_server: str | None = None  # its kubeconfig's server, when we could read it
+
+
+@dataclass(frozen=True)
+class FenceDecision:
+    fenced: bool
+    reason: str  # Clear | SplitBrain | Unchecked
+    message: str
+    peer: str | None = None
+
+
+CLEAR = FenceDecision(False, "Clear", "no active reverse syncer on the destination")
+
+
+def peer_from(obj: Mapping[str, Any], *, target_server: str | None = None) -> Peer:
+    meta = obj.get("metadata") or {}
+    ann = meta.get("annotations") or {}
+    return Peer(
+        key=f"{meta.get('namespace') or 'default'}/{meta.get('name')}",
+        active=is_active(obj),
+        mode=str((obj.get("spec") or {}).get("mode") or "push"),
+        epoch=epoch_of(obj),
+        reverse_of=ann.get(ANN_REVERSE_OF),
+        target_server=target_server,
+    )
+
+
+def decide(
+    *,
+    me: str,
+    my_epoch: int,
+    source_server: str | None,
+    peers: Iterable[Peer],
+    dest_name: str = "the destination",
+    exclude_self: bool = False,
+) -> FenceDecision:
+    """Pure: is the syncer ``me`` (ns/name) fenced by one of the destination's syncers?
+
+    ``exclude_self`` is set when the destination is the syncer's own cluster (pull
+    mode), where ``me`` itself is among the peers.
+    """
+    src = server_key(source_server)
+    for p in sorted(peers, key=lambda p: p.key):
+        if exclude_self and p.key == me:
+            continue
+        if not p.active or p.mode != "push":
+            continue  # a pull-mode syncer on the destination writes into the destination
+        by_marker = p.reverse_of == me
+        by_url = bool(src and p.target_server and server_key(p.target_server) == src)
+        if not (by_marker or by_url):
+            continue
+        if my_epoch > p.epoch:
+            continue  # we are the newer promotion: the peer is the one fenced
+        how = "marked reverse-of this syncer" if by_marker else "its kubeconfig targets our source"
+        message = (
+            f"split brain: KRMSyncer {p.key} on {dest_name} is active and syncs back into this "
+            f"syncer's source ({how}; failover epoch {p.epoch} >= ours {my_epoch}). Both "
+            "directions active would overwrite each other, so this syncer writes nothing. "
+            f"Resolve: suspend the side that must be passive (kubectl patch krmsyncer <name> "
+            "--type merge -p '{\"spec\":{\"suspend\":true}}'), or run `ray-syncer failover` "
+            "to switch direction cleanly"
+        )
+        return FenceDecision(True, "SplitBrain", message, p.key)
+    return CLEAR
+
+
+def _secret_server(secret: Mapping[str, Any], key: str) -> str | None:
+    """The server URL of the kubeconfig in a Secret (no credentials are kept or logged)."""
+    from ray_syncer.kube.config import KubeconfigError, load_kubeconfig_text
+
+    raw = (secret.get("data") or {}).get(key)
+    if not raw:
+        return None
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8")
+        return load_kubeconfig_text(text).server
+    except (binascii.Error, UnicodeDecodeError, ValueError, KubeconfigError):
+        return None
+
+
+async def check_fencing(
+    dest: Any,
+    *,
+    namespace: str,
+    me: str,
+    my_epoch: int,
+    source_server: str | None,
+    dest_name: str = "the destination",
+    exclude_self: bool = False,
+    read_secrets: bool = True,
+) -> FenceDecision:
+    """Read the destination's KRMSyncers in ``namespace`` and decide.
+
+    A 404 (the KRMSyncer CRD is not installed there) means no reverse syncer can
+    exist. A 403 means we cannot tell: ``Unchecked``, not fenced (documented).
+    Transport errors propagate: the caller keeps its previous decision.
+    """
+    try:
+        items, _ = await dest.list_all(KRMSYNCER_RES, namespace=namespace)
+    except ApiError as exc:
+        if exc.not_found:
+            return CLEAR
+        if exc.forbidden or exc.unauthorized:
+            return FenceDecision(
+                False,
+                "Unchecked",
+                f"cannot list KRMSyncers on {dest_name} ({exc.status}); split-brain fencing "
+                "relies on failover markers there, grant get/list on krmsyncers",
+            )
+        raise
+    peers: list[Peer] = []
+    for obj in items:
+        target: str | None = None
+        p = peer_from(obj)
+        candidate = p.active and p.mode == "push" and p.reverse_of != me
+        if read_secrets and candidate and source_server and not (exclude_self and p.key == me):
+            target = await _peer_target(dest, obj)
+        peers.append(peer_from(obj, target_server=target))
+    return decide(
+        me=me,
+        my_epoch=my_epoch,
+        source_server=source_server,
+        peers=peers,
+        dest_name=dest_name,
+        exclude_self=exclude_self,
+    )
+
+
+async def _peer_target(dest: Any, obj: Mapping[str, Any]) -> str | None:
+    spec = obj.get("spec") or {}
+    target = spec.get("destination") or spec.get("remote") or {}
+    ref = (target.get("clusterConfig") or {}).get("kubeConfigSecretRef") or {}
+    name = ref.get("name")
+    if not name:
+        return None
+    ns = (obj.get("metadata") or {}).get("namespace")
+    try:
+        secret = await dest.get(_SECRET, namespace=ns, name=name)
+    except ApiError:
+        return None  # forbidden or gone: the marker check still applies
+    return _secret_server(secret, ref.get("key") or "kubeconfig")
+
+
+class FenceCache:
+    """Per-syncer decisions with a TTL; ``invalidate`` forces a fresh check next time."""
+
+    def __init__(self, *, ttl_s: float = FENCE_TTL_S, clock: Callable[[], float] = time.monotonic):
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[str, tuple[float, FenceDecision]] = {}
+
+    def get(self, key: str) -> FenceDecision | None:
+        entry = self._entries.get(key)
+        if entry is None or self._clock() - entry[0] >= self.ttl_s:
+            return None
+        return entry[1]
+
+    def last(self, key: str) -> FenceDecision | None:
+        """The last decision, however old (used when a fresh check cannot be made)."""
+        entry = self._entries.get(key)
+        return entry[1] if entry else None
+
+    def put(self, key: str, decision: FenceDecision) -> None:
+        self._entries[key] = (self._clock(), decision)
+
+    def invalidate(self, key: str) -> None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries[key] = (float("-inf"), entry[1])
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
