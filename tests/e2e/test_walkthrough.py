@@ -64,20 +64,22 @@ async def test_seed_walkthrough_create_update_delete_within_seconds(
         shard = f"{ns}/configmap-sync/core/ConfigMap/{ns}"
 
         async def scraped() -> str | None:
-            async with aiohttp.ClientSession() as s:
-                async with s.get(f"http://127.0.0.1:{op.http.port}/metrics") as r:
-                    text = await r.text()
+            _, text = await http_get(f"http://127.0.0.1:{op.http.port}/metrics")
             return (
                 text if f'shard="{shard}"' in text and "krmsyncer_applies_total" in text else None
             )
 
         text = await wait_for(scraped, timeout=15, what="metrics from the shard actor")
         assert 'krmsyncer_shards{state="Syncing"}' in text
-        async with aiohttp.ClientSession() as s:
-            async with s.get(f"http://127.0.0.1:{op.http.port}/readyz") as r:
-                assert r.status == 200
+        status_code, _ = await http_get(f"http://127.0.0.1:{op.http.port}/readyz")
+        assert status_code == 200
     # Clean shutdown: shards stopped, destination data kept.
     assert shard_actors(ns) == []
+
+
+async def http_get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return r.status, await r.text()
 
 
 async def _equals(dst: KubeClient, ns: str, want: dict[str, str]) -> bool:
