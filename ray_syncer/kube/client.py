@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
-import tempfile
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ import aiohttp
 import orjson
 
 from ray_syncer.kube.config import ClusterConfig
+from ray_syncer.kube.tls import TlsMaterialError, ssl_context
 
 __all__ = ["ApiError", "KubeClient", "ResourceInfo", "TransportError", "build_ssl_context"]
 
@@ -188,61 +187,11 @@ class ResourceInfo:
 
 
 def build_ssl_context(config: ClusterConfig) -> ssl.SSLContext | None:
-    """An in-memory TLS context for ``config`` (None for plain http)."""
-    if not config.server.startswith("https://"):
-        return None
-    if config.insecure_skip_tls_verify:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif config.ca_data:
-        # A kubeconfig CA replaces the system trust store, as with kubectl.
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        try:
-            ctx.load_verify_locations(cadata=config.ca_data.decode("ascii", "strict"))
-        except (UnicodeDecodeError, ssl.SSLError):
-            try:
-                ctx.load_verify_locations(cadata=config.ca_data)  # DER
-            except ssl.SSLError:
-                raise TransportError(
-                    f"{config.name}: certificate-authority data is not a valid certificate"
-                ) from None
-    else:
-        ctx = ssl.create_default_context()
-    if config.client_cert_data and config.client_key_data:
-        _load_client_cert(ctx, config)
-    return ctx
-
-
-def _load_client_cert(ctx: ssl.SSLContext, config: ClusterConfig) -> None:
-    # Python's ssl module can only read a certificate chain from a file path. We
-    # use an anonymous in-memory file (memfd, Linux) so the key never touches a
-    # disk; elsewhere a private 0600 temp file that is deleted right after
-    # load_cert_chain returns.
-    assert config.client_cert_data is not None and config.client_key_data is not None
-    pem = config.client_cert_data.rstrip(b"\n") + b"\n" + config.client_key_data
-    memfd_create = getattr(os, "memfd_create", None)
+    """An in-memory TLS context for ``config`` (None for plain http); TransportError if unusable."""
     try:
-        if memfd_create is not None and os.path.isdir("/proc/self/fd"):
-            fd = memfd_create("krm-syncer-client-cert", 0)
-            try:
-                os.write(fd, pem)
-                ctx.load_cert_chain(f"/proc/self/fd/{fd}")
-            finally:
-                os.close(fd)
-        else:
-            fd, tmp = tempfile.mkstemp(prefix="krm-syncer-")
-            try:
-                os.write(fd, pem)
-                os.close(fd)
-                ctx.load_cert_chain(tmp)
-            finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-    except ssl.SSLError:
-        raise TransportError(
-            f"{config.name}: client certificate/key data is not a valid PEM pair"
-        ) from None
+        return ssl_context(config)
+    except TlsMaterialError as exc:
+        raise TransportError(f"{config.name}: {exc}") from None
 
 
 def _error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> ApiError:

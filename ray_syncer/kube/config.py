@@ -42,6 +42,8 @@ from kubernetes.config.kube_config import (
     KubeConfigMerger,
 )
 
+from ray_syncer.kube.tls import TlsMaterialError, ssl_context
+
 __all__ = [
     "IN_CLUSTER_CA_PATH",
     "IN_CLUSTER_TOKEN_PATH",
@@ -352,7 +354,7 @@ def _build(
     token_file = None
     if not user.get("token") and user.get("tokenFile"):
         token_file = os.path.normpath(os.path.join(base, str(user["tokenFile"])))
-    return ClusterConfig(
+    config = ClusterConfig(
         server=server,
         token=token,
         ca_data=data(cluster, "certificate-authority", "certificate-authority"),
@@ -363,6 +365,17 @@ def _build(
         tls_server_name=cluster.get("tls-server-name") or None,
         token_file=token_file,
     )
+    if bool(config.client_cert_data) != bool(config.client_key_data):
+        raise KubeconfigError(
+            "KubeconfigInvalid",
+            f"context {ctx_name!r} has a client certificate without its key (or the reverse)",
+        )
+    try:
+        # Fail here, with a precise reason, rather than at the first connection.
+        ssl_context(config)
+    except TlsMaterialError as exc:
+        raise KubeconfigError("KubeconfigInvalid", f"context {ctx_name!r}: {exc}") from None
+    return config
 
 
 # --------------------------------------------------------------------------- public API

@@ -20,12 +20,14 @@ from ray_syncer.kube.config import (
     load_kubeconfig_file,
     load_kubeconfig_text,
 )
+from tests.kube.pki import pki
 
 TOKEN = "s3cr3t-token-ABCDEFGHIJKLMNOP"
-KEY_PEM = b"-----BEGIN PRIVATE KEY-----\nS3CRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
-CERT_PEM = b"-----BEGIN CERTIFICATE-----\nCLIENTCERT\n-----END CERTIFICATE-----\n"
-CA_PEM = b"-----BEGIN CERTIFICATE-----\nCACERT\n-----END CERTIFICATE-----\n"
-SECRET_MARKERS = (TOKEN, "S3CRETKEYMATERIAL", base64.b64encode(KEY_PEM).decode())
+KEY_PEM = pki()["client_key"]
+CERT_PEM = pki()["client_cert"]
+CA_PEM = pki()["ca"]
+# The key's base64 body (as it appears inside the PEM) and the kubeconfig's base64 of the PEM.
+SECRET_MARKERS = (TOKEN, KEY_PEM.splitlines()[1].decode(), base64.b64encode(KEY_PEM).decode()[:40])
 
 
 def b64(b: bytes) -> str:
@@ -121,7 +123,15 @@ def test_tls_server_name_is_kept() -> None:
 
 def test_repr_and_pickle_keep_secrets_out_of_text_but_in_data() -> None:
     cfg = load_kubeconfig_text(
-        text(kubeconfig(user={"token": TOKEN, "client-key-data": b64(KEY_PEM)}))
+        text(
+            kubeconfig(
+                user={
+                    "token": TOKEN,
+                    "client-certificate-data": b64(CERT_PEM),
+                    "client-key-data": b64(KEY_PEM),
+                }
+            )
+        )
     )
     assert_no_secret(repr(cfg), str(cfg), f"{cfg}")
     assert "token=<set>" in repr(cfg)
@@ -244,6 +254,25 @@ def test_server_not_a_url() -> None:
     assert refused(text(kubeconfig(cluster={"server": "dr.example:6443"}))).reason == (
         "KubeconfigNoServer"
     )
+
+
+def test_unusable_tls_material_is_refused_at_load_time() -> None:
+    doc = kubeconfig(
+        cluster={"server": "https://dr:6443", "certificate-authority-data": b64(b"junk")}
+    )
+    exc = refused(text(doc))
+    assert exc.reason == "KubeconfigInvalid" and "certificate-authority" in exc.message
+    bad_key = (
+        b"-----BEGIN PRIVATE KEY-----\n"
+        + base64.b64encode(TOKEN.encode())
+        + b"\n-----END PRIVATE KEY-----\n"
+    )
+    doc = kubeconfig(
+        user={"client-certificate-data": b64(CERT_PEM), "client-key-data": b64(bad_key)}
+    )
+    assert refused(text(doc)).reason == "KubeconfigInvalid"
+    doc = kubeconfig(user={"client-key-data": b64(KEY_PEM)})  # a key without its certificate
+    assert refused(text(doc)).reason == "KubeconfigInvalid"
 
 
 def test_bad_base64_is_invalid_and_quiet() -> None:
