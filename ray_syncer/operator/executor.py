@@ -50,6 +50,7 @@ class SupervisorReport:
     health: dict[str, ShardHealth] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     hosts: dict[str, list[str]] = field(default_factory=dict)  # host -> shard ids
+    revisions: dict[str, str] = field(default_factory=dict)  # shard id -> running revision
     unreachable: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)  # host -> its metrics snapshot
     actions: list[str] = field(default_factory=list)  # what this pass did
@@ -109,6 +110,7 @@ class SupervisorCore:
             views[name] = HostView(name=name, syncer_key=res.syncer_key, shards=tuple(res.shards))
             report.hosts[name] = [s.shard_id for s in res.shards]
             for s in res.shards:
+                report.revisions[s.shard_id] = s.revision
                 if s.failed:
                     report.failed.append(s.shard_id)
             for h in res.health:

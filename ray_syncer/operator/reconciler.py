@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from ray_syncer import API_GROUP, API_VERSION, KIND, PLURAL
 from ray_syncer.api.models import KRMSyncer, SpecError, is_suspended_effectively, parse_krmsyncer
 from ray_syncer.engine.spec import ShardHealth, ShardSpec
+from ray_syncer.fencing import FenceCache, FenceDecision, check_fencing, epoch_of
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
 from ray_syncer.kube.config import ClusterConfig, KubeconfigError, load_kubeconfig_text
 from ray_syncer.operator.executor import SupervisorReport
@@ -165,6 +166,8 @@ class Reconciler:
         self.passes = 0
         self._trigger = asyncio.Event()
         self._instance = f"{COMPONENT}-{uuid.uuid4().hex[:6]}"
+        # Split-brain decisions per syncer, re-checked every probe_ttl_s (ray_syncer.fencing).
+        self.fences = FenceCache(ttl_s=self.settings.probe_ttl_s, clock=clock)
 
     def trigger(self) -> None:
         self._trigger.set()
@@ -375,6 +378,12 @@ class Reconciler:
         source_cluster = (
             self.settings.cluster_name if push else (remote.config.name or remote.config.server)
         )
+        fence = await self._fence(key, raw, remote, push)
+        if fence is not None and fence.fenced:
+            # Both directions active: write nothing until a person resolves it.
+            st.shards = {}
+            facts.refused = Problem(fence.reason, fence.message)
+            return facts, syncer
 
         exp_key = (raw.get("metadata", {}).get("generation"), remote.digest, spec.mode)
         stale = (
@@ -491,6 +500,38 @@ class Reconciler:
             remote.problem = await self._probe(remote)
             remote.probed_at = now
         return remote, None, False
+
+    async def _fence(
+        self, key: str, raw: Mapping[str, Any], remote: _Remote, push: bool
+    ) -> FenceDecision | None:
+        """Split-brain check before shards may write (cached; fresh after an unreachable spell)."""
+        epoch = epoch_of(raw)
+        cache_key = f"{key}@{epoch}"
+        if remote.problem is not None:
+            self.fences.invalidate(cache_key)  # re-check first thing once it answers again
+            return self.fences.last(cache_key)
+        cached = self.fences.get(cache_key)
+        if cached is not None:
+            return cached
+        try:
+            decision = await check_fencing(
+                remote.client if push else self.client,
+                namespace=key.split("/", 1)[0],
+                me=key,
+                my_epoch=epoch,
+                source_server=self.own_config.server if push else remote.config.server,
+                dest_name=(remote.config.name or remote.config.server) if push
+                else self.settings.cluster_name,
+                exclude_self=not push,
+            )
+        except (ApiError, TransportError) as exc:
+            log.warning("%s: split-brain check failed: %s", key, type(exc).__name__)
+            self.fences.invalidate(cache_key)
+            return self.fences.last(cache_key)
+        if decision.fenced and not (self.fences.last(cache_key) or decision).fenced:
+            log.warning("%s: %s", key, decision.message)
+        self.fences.put(cache_key, decision)
+        return decision
 
     async def _probe(self, remote: _Remote) -> Problem | None:
         server = remote.config.server
