@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,8 +235,17 @@ _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OS
 class KubeClient:
     """An async client for one cluster: pooled keep-alive connections, JSON via orjson.
 
-    Create it anywhere; the HTTP session is opened lazily on the running loop,
+    Create it anywhere; the HTTP sessions are opened lazily on the running loop,
     and must be closed (``await close()`` or ``async with``) on that loop.
+
+    Requests share one pool of at most ``max_connections`` keep-alive
+    connections. Watches use a second, unbounded pool: over HTTP/1.1 each open
+    watch holds a connection for its lifetime, and many shards' watches must
+    never starve (or deadlock) the writes.
+
+    Discovery is cached per client: until ``invalidate_discovery()``, or for
+    ``discovery_ttl`` seconds; a "not served" answer only for ``negative_ttl``
+    seconds, so a CRD that appears is noticed even if nobody invalidates.
     """
 
     def __init__(
@@ -247,6 +256,9 @@ class KubeClient:
         request_timeout: float = 30.0,
         idle_timeout: float | None = 300.0,
         user_agent: str = "ray-syncer",
+        discovery_ttl: float = 300.0,
+        negative_ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self._server = config.server.rstrip("/")
@@ -255,11 +267,15 @@ class KubeClient:
         self._idle_timeout = idle_timeout
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = build_ssl_context(config)
         self._token = config.token
         self._token_read_at = time.monotonic()
-        self._groups: asyncio.Task[dict[str, list[str]]] | None = None
-        self._resources: dict[tuple[str, str], asyncio.Task[list[ResourceInfo]]] = {}
+        self._clock = clock
+        self._discovery_ttl = discovery_ttl
+        self._negative_ttl = negative_ttl
+        self._groups: tuple[float, asyncio.Task[dict[str, list[str]]]] | None = None
+        self._resources: dict[tuple[str, str], tuple[float, asyncio.Task[list[ResourceInfo]]]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -275,36 +291,48 @@ class KubeClient:
 
     async def close(self) -> None:
         self._closed = True
-        for task in [self._groups, *self._resources.values()]:
-            if task is not None and not task.done():
-                task.cancel()
+        entries = [self._groups, *self._resources.values()]
+        for entry in entries:
+            if entry is not None and not entry[1].done():
+                entry[1].cancel()
         self._groups = None
         self._resources.clear()
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
+
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=limit,
+            limit_per_host=limit,
+            ssl=self._ssl if self._ssl is not None else False,
+            keepalive_timeout=60.0,
+            enable_cleanup_closed=True,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"Accept": "application/json", "User-Agent": self._user_agent},
+            # aiohttp asks for gzip by default; the API server compresses only
+            # large responses (big lists), which is what a WAN link between DR
+            # sites wants.
+            auto_decompress=True,
+        )
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise TransportError(f"{self.config.name}: client is closed")
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                limit_per_host=self._max_connections,
-                ssl=self._ssl if self._ssl is not None else False,
-                keepalive_timeout=60.0,
-                enable_cleanup_closed=True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                headers={"Accept": "application/json", "User-Agent": self._user_agent},
-                # aiohttp asks for gzip by default; the API server compresses only
-                # large responses (big lists), which is what a WAN link between
-                # DR sites wants.
-                auto_decompress=True,
-            )
+            self._session = self._new_session(self._max_connections)
         return self._session
+
+    def _get_watch_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise TransportError(f"{self.config.name}: client is closed")
+        if self._watch_session is None or self._watch_session.closed:
+            self._watch_session = self._new_session(0)  # 0: no limit, one connection per watch
+        return self._watch_session
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -388,9 +416,20 @@ class KubeClient:
 
     async def server_groups(self) -> dict[str, list[str]]:
         """Group -> served versions, preferred first; ``""`` is the core group. Cached."""
-        if self._groups is None or (self._groups.done() and self._groups.exception() is not None):
-            self._groups = asyncio.ensure_future(self._fetch_groups())
-        return await asyncio.shield(self._groups)
+        entry = self._groups
+        if entry is None or self._stale(entry, negative=False):
+            entry = (self._clock(), asyncio.ensure_future(self._fetch_groups()))
+            self._groups = entry
+        return await asyncio.shield(entry[1])
+
+    def _stale(self, entry: tuple[float, asyncio.Task[Any]], *, negative: bool) -> bool:
+        at, task = entry
+        if not task.done():
+            return False  # share the request in flight
+        if task.cancelled() or task.exception() is not None:
+            return True  # never cache failures
+        age = self._clock() - at
+        return age > (self._negative_ttl if negative else self._discovery_ttl)
 
     async def _fetch_groups(self) -> dict[str, list[str]]:
         core, apis = await asyncio.gather(self.request("GET", "/api"), self.request("GET", "/apis"))
@@ -407,11 +446,11 @@ class KubeClient:
     async def resources(self, group: str, version: str) -> list[ResourceInfo]:
         """The kinds served under group/version (``[]`` when it is not served). Cached."""
         key = (group, version)
-        task = self._resources.get(key)
-        if task is None or (task.done() and task.exception() is not None):
-            task = asyncio.ensure_future(self._fetch_resources(group, version))
-            self._resources[key] = task
-        return await asyncio.shield(task)
+        entry = self._resources.get(key)
+        if entry is None or self._stale(entry, negative=_is_empty(entry[1])):
+            entry = (self._clock(), asyncio.ensure_future(self._fetch_resources(group, version)))
+            self._resources[key] = entry
+        return await asyncio.shield(entry[1])
 
     async def _fetch_resources(self, group: str, version: str) -> list[ResourceInfo]:
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
@@ -559,7 +598,7 @@ class KubeClient:
     async def _watch_stream(
         self, path: str, params: Mapping[str, Any], timeout: aiohttp.ClientTimeout
     ) -> AsyncGenerator[dict[str, Any], None]:
-        session = self._get_session()
+        session = self._get_watch_session()
         try:
             resp = await session.get(
                 self._server + path,
@@ -708,6 +747,10 @@ class KubeClient:
         if not doc or doc.get("kind") == "Status":
             return None
         return doc
+
+
+def _is_empty(task: asyncio.Task[list[ResourceInfo]]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None and not task.result()
 
 
 def _decode_event(line: bytes) -> dict[str, Any] | None:

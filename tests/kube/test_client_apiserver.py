@@ -294,3 +294,21 @@ async def test_glob_expansion_sees_an_installed_crd(client: KubeClient) -> None:
     kinds = {(i.group, i.kind) for i in everything}
     assert ("", "ConfigMap") in kinds and ("shop.example.com", "Widget") in kinds
     assert ("", "Event") not in kinds and ("events.k8s.io", "Event") not in kinds
+
+
+async def test_open_watches_do_not_starve_requests(server: ApiServer) -> None:
+    # One pooled connection for requests; watches must not take it.
+    async with KubeClient(load_kubeconfig_text(server.kubeconfig()), max_connections=1) as c:
+        _, rv = await c.list_all(CM)
+        streams = [c.watch(CM, resource_version=rv, timeout_seconds=30) for _ in range(3)]
+        readers = [asyncio.create_task(anext(s, None)) for s in streams]
+        await asyncio.sleep(0.2)  # the watches are open and waiting
+        await asyncio.wait_for(
+            c.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "z"}}), 5
+        )
+        await asyncio.wait_for(c.list_page(CM), 5)
+        for r in readers:
+            r.cancel()
+        for s in streams:
+            with contextlib.suppress(BaseException):
+                await s.aclose()

@@ -576,3 +576,50 @@ def test_bad_client_key_is_a_quiet_transport_error() -> None:
     with pytest.raises(TransportError) as info:
         KubeClient(cfg)
     assert TOKEN not in str(info.value)
+
+
+async def test_not_served_is_cached_briefly_and_failures_not_at_all() -> None:
+    served = {"now": False, "fail": False}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if served["fail"]:
+            return web.Response(status=500, text="boom")
+        if not served["now"]:
+            return web.json_response(
+                {"kind": "Status", "code": 404, "reason": "NotFound"}, status=404
+            )
+        return web.json_response(
+            {
+                "resources": [
+                    {
+                        "name": "widgets",
+                        "kind": "Widget",
+                        "namespaced": True,
+                        "verbs": ["list", "watch"],
+                    }
+                ]
+            }
+        )
+
+    now = [1000.0]
+    async with scripted(handler) as (base, _):
+        client = KubeClient(base.config, negative_ttl=10, discovery_ttl=300, clock=lambda: now[0])
+        try:
+            assert await client.resources("x.io", "v1") == []
+            served["now"] = True
+            now[0] += 5
+            assert await client.resources("x.io", "v1") == []  # negative answer still cached
+            now[0] += 6
+            assert [r.kind for r in await client.resources("x.io", "v1")] == ["Widget"]
+            served["fail"] = True
+            now[0] += 200
+            assert [r.kind for r in await client.resources("x.io", "v1")] == ["Widget"]  # cached
+            now[0] += 200
+            with pytest.raises(ApiError):
+                await client.resources("x.io", "v1")  # expired: refetch fails, raised
+            served["fail"] = False
+            assert [r.kind for r in await client.resources("x.io", "v1")] == [
+                "Widget"
+            ]  # not cached
+        finally:
+            await client.close()
