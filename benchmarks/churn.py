@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also copy results to <out>/latest (default: on for full runs, off for --quick)",
     )
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the syncer process with py-spy (if installed) during initial sync and overload",
+    )
     return p
 
 
@@ -120,6 +125,7 @@ def params_from(args: argparse.Namespace) -> scenarios.Params:
         converge_timeout=30.0 if q else 120.0,
         engine_options=engine_options,
         seed=args.seed,
+        profile_dir=args.out / "profiles" if args.profile else None,
     )
 
 
@@ -172,9 +178,9 @@ async def run(args: argparse.Namespace) -> int:
         ceiling = bench.ceiling_per_s or 0.0
         rates = params.rates or [round(f * ceiling) for f in params.rate_fractions if ceiling]
         labels = (
-            [f"{r:g}/s" for r in rates]
+            [f"{r:g}" for r in rates]
             if params.rates
-            else [f"{f:g}x ({round(f * ceiling):,}/s)" for f in params.rate_fractions]
+            else [f"{f:g}x" for f in params.rate_fractions]
         )
         if "churn" in wanted:
             for rate, label in zip(rates, labels, strict=False):

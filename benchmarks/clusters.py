@@ -75,7 +75,8 @@ async def _serve(conn: Connection, name: str, kubeconfig_path: str) -> None:
     except ImportError as exc:
         conn.send(("error", f"ray_syncer.testing.ApiServer not importable: {exc}"))
         return
-    server = await ApiServer.start(name=name)
+    # A log big enough that counting writes never misses any (the default trims at 100k).
+    server = await ApiServer.start(name=name, request_log_limit=5_000_000)
     server.write_kubeconfig(kubeconfig_path)
     conn.send(("ready", server.url))
     loop = asyncio.get_running_loop()
@@ -87,10 +88,15 @@ async def _serve(conn: Connection, name: str, kubeconfig_path: str) -> None:
             if cmd == "writes":
                 ok: Counter[str] = Counter()
                 failed: Counter[str] = Counter()
+                reads: Counter[str] = Counter()
                 for rec in server.request_log:
+                    status = int(rec.status or 0)
                     if rec.method in MUTATING:
-                        (ok if int(rec.status) < 400 else failed)[rec.method] += 1
-                conn.send({"ok": dict(ok), "failed": dict(failed)})
+                        (ok if status < 400 else failed)[rec.method] += 1
+                    else:
+                        kind = "watch" if getattr(rec, "watch", False) else rec.method
+                        reads[f"{kind} {status}"] += 1
+                conn.send({"ok": dict(ok), "failed": dict(failed), "reads": dict(reads)})
             elif cmd == "clear":
                 server.clear_log()
                 conn.send(True)
@@ -189,6 +195,10 @@ class Clusters:
         if self.dest_server is None:
             return None
         return sum(self.dest_server.writes()["ok"].values())
+
+    def dest_requests(self) -> dict[str, Any] | None:
+        """Every request the destination served since the last clear, by method and status."""
+        return None if self.dest_server is None else self.dest_server.writes()
 
     def clear_logs(self) -> None:
         for s in (self.source_server, self.dest_server):

@@ -134,7 +134,8 @@ def write_results(
     written = []
     for r in results:
         doc = {**r, **context}
-        p = out / f"{r['scenario']}-{stamp}.json"
+        safe = "".join(c if c.isalnum() or c in "@._-" else "_" for c in r["scenario"])
+        p = out / f"{safe}-{stamp}.json"
         p.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
         written.append(p)
     summary = out / f"summary-{stamp}.json"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.clusters import Clusters, proc_cpu_seconds, proc_memory
+from benchmarks.profiling import Profile
 from benchmarks.report import new_result, percentiles, ratio
 from benchmarks.runner import Runner, engine_available
 from benchmarks.workload import (
@@ -58,6 +59,7 @@ class Params:
     converge_timeout: float
     engine_options: dict[str, Any]
     seed: int
+    profile_dir: Path | None = None  # --profile: py-spy the syncer process during scenarios
 
 
 @dataclass
@@ -78,6 +80,12 @@ class Bench:
     engine_churn: dict[str, float] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- helpers
+
+    def profiler(self, name: str) -> Profile | None:
+        if self.params.profile_dir is None or self.runner is None:
+            return None
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        return Profile(pid=self.runner.pid, out=self.params.profile_dir / f"profile-{safe}.txt")
 
     def engine_cmd(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -113,6 +121,9 @@ class Bench:
                 None, self.clusters.dest_write_count
             )
         return None if health is None else health.get("writes")
+
+    async def dest_requests(self) -> dict[str, Any] | None:
+        return await asyncio.get_running_loop().run_in_executor(None, self.clusters.dest_requests)
 
     async def clear_logs(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.clusters.clear_logs)
@@ -274,10 +285,13 @@ async def initial_sync(bench: Bench) -> dict[str, Any]:
     base = proc_memory(runner.pid)
     before = bench.cpu()
     t0 = time.monotonic()
+    prof = bench.profiler("initial_sync")
     try:
         await runner.acall("engine", **bench.engine_cmd())
         took = await bench.observer.wait_converged(p.converge_timeout)
         wall = time.monotonic() - t0
+        if prof is not None:
+            r["profile"] = prof.stop()
         _synced_after, health = await bench.wait_synced(runner, 30)
     except Exception as exc:
         await bench.stop_runner()
@@ -293,6 +307,7 @@ async def initial_sync(bench: Bench) -> dict[str, Any]:
         ratio_to_ceiling=ratio(throughput, bench.ceiling_per_s),
         lost_updates=check["lost_updates"],
         dest_writes=await bench.dest_writes(health),
+        dest_requests=await bench.dest_requests(),
         peak_rss_mb=round(mem["hwm_mb"], 1),
         objects=p.objects,
         seconds=round(took, 2) if took else None,
@@ -310,7 +325,7 @@ async def initial_sync(bench: Bench) -> dict[str, Any]:
 
 async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
     p = bench.params
-    r = new_result(f"churn@{label}", ceiling_per_s=bench.ceiling_per_s)
+    r = new_result(f"churn@{label}", ceiling_per_s=bench.ceiling_per_s, rate_per_s=rate)
     why = engine_available()
     if why or bench.runner is None:
         r.update(status="unavailable", note=why or "no engine running (initial sync failed)")
@@ -340,6 +355,7 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         latency_ms=percentiles(lat),
         lost_updates=check["lost_updates"],
         dest_writes=writes,
+        dest_requests=await bench.dest_requests(),
         peak_rss_mb=round(proc_memory(bench.runner.pid)["hwm_mb"], 1),
         load=gen,
         converge_s=round(took, 3) if took is not None else None,
@@ -379,9 +395,12 @@ async def overload(bench: Bench) -> dict[str, Any]:
 
     sampler = asyncio.create_task(sample())
     before = bench.cpu()
+    prof = bench.profiler("overload")
     try:
         gen = await bench.load.churn(rate=rate, duration=p.duration, concurrency=128, rng=bench.rng)
         churn_end = time.monotonic()
+        if prof is not None:
+            r["profile"] = prof.stop()
         cpu = bench.cpu_delta(before, bench.cpu(), churn_end - t0)
         writes_during = await bench.dest_writes()
         took = await bench.observer.wait_converged(p.converge_timeout)
@@ -405,6 +424,7 @@ async def overload(bench: Bench) -> dict[str, Any]:
         latency_ms=percentiles(bench.observer.latencies),
         lost_updates=check["lost_updates"],
         dest_writes=writes,
+        dest_requests=await bench.dest_requests(),
         peak_rss_mb=round(max(rss), 1) if rss else None,
         load=gen,
         converge_s=round(took, 3) if took is not None else None,
@@ -452,6 +472,7 @@ async def restart(bench: Bench) -> dict[str, Any]:
         throughput_per_s=(p.objects / took) if took else None,
         lost_updates=check["lost_updates"],
         dest_writes=writes,
+        dest_requests=await bench.dest_requests(),
         peak_rss_mb=round(mem["hwm_mb"], 1),
         steady_state_s=round(took, 3) if took is not None else None,
         objects=p.objects,
@@ -576,6 +597,7 @@ async def naive(bench: Bench, churn_rate: float) -> list[dict[str, Any]]:
             naive_per_s=tput,
             lost_updates=check["lost_updates"],
             dest_writes=writes,
+            dest_requests=await bench.dest_requests(),
             peak_rss_mb=round(proc_memory(runner.pid)["hwm_mb"], 1),
             objects=p.naive_objects,
             seconds=round(took, 2) if took else None,
@@ -602,6 +624,7 @@ async def naive(bench: Bench, churn_rate: float) -> list[dict[str, Any]]:
             latency_ms=percentiles(lat),
             lost_updates=check["lost_updates"],
             dest_writes=writes,
+            dest_requests=await bench.dest_requests(),
             peak_rss_mb=round(proc_memory(runner.pid)["hwm_mb"], 1),
             load=gen,
             converge_s=round(took, 2) if took is not None else None,
