@@ -270,7 +270,7 @@ class KubeClient:
         self._watch_session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = build_ssl_context(config)
         self._token = config.token
-        self._token_read_at = time.monotonic()
+        self._token_read_at = clock()
         self._clock = clock
         self._discovery_ttl = discovery_ttl
         self._negative_ttl = negative_ttl
@@ -346,14 +346,14 @@ class KubeClient:
     def _current_token(self) -> str | None:
         path = self.config.token_file
         if path and (
-            self._token is None or time.monotonic() - self._token_read_at > _TOKEN_FILE_REFRESH_S
+            self._token is None or self._clock() - self._token_read_at > _TOKEN_FILE_REFRESH_S
         ):
             # Service-account tokens are rotated by the kubelet: re-read the file.
             with contextlib.suppress(OSError):
                 value = Path(path).read_text().strip()
                 if value:
                     self._token = value
-            self._token_read_at = time.monotonic()
+            self._token_read_at = self._clock()
         return self._token
 
     def _request_kwargs(self) -> dict[str, Any]:
@@ -394,6 +394,8 @@ class KubeClient:
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
+                    if resp.status == 401:
+                        self._token_read_at = float("-inf")  # a rotated token file: re-read it
                     raise _error_from_response(resp.status, raw, resp.headers)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(method, path, exc) from None
@@ -668,6 +670,8 @@ class KubeClient:
     ) -> dict[str, Any]:
         """Server-side apply ``obj`` (sent as JSON, which is YAML)."""
         meta = obj.get("metadata") or {}
+        if not meta.get("name"):
+            raise ValueError("apply needs metadata.name")
         return await self.request(
             "PATCH",
             res.path(
@@ -693,6 +697,8 @@ class KubeClient:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
+        if not meta.get("name"):
+            raise ValueError("replace needs metadata.name")
         ns = namespace or meta.get("namespace")
         return await self.request(
             "PUT", res.path(namespace=ns, name=meta.get("name"), subresource=subresource), body=obj

@@ -623,3 +623,41 @@ async def test_not_served_is_cached_briefly_and_failures_not_at_all() -> None:
             ]  # not cached
         finally:
             await client.close()
+
+
+async def test_rotated_token_file_is_reread(tmp_path: Any) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("old-token")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") == "Bearer expired-token":
+            return web.json_response(
+                {"kind": "Status", "code": 401, "reason": "Unauthorized"}, status=401
+            )
+        return web.json_response({})
+
+    now = [0.0]
+    async with scripted(handler) as (base, seen):
+        cfg = ClusterConfig(
+            server=base.config.server, token="old-token", token_file=str(token_file)
+        )
+        async with KubeClient(cfg, clock=lambda: now[0]) as client:
+            await client.request("GET", "/api")
+            token_file.write_text("new-token\n")
+            now[0] += 30
+            await client.request("GET", "/api")  # within the refresh period: old token
+            now[0] += 31
+            await client.request("GET", "/api")  # re-read
+            token_file.write_text("expired-token")
+            now[0] += 61
+            with pytest.raises(ApiError):
+                await client.request("GET", "/api")
+            token_file.write_text("fresh-token")
+            await client.request("GET", "/api")  # a 401 makes the next request re-read at once
+    assert [r.headers["Authorization"] for r in seen] == [
+        "Bearer old-token",
+        "Bearer old-token",
+        "Bearer new-token",
+        "Bearer expired-token",
+        "Bearer fresh-token",
+    ]
