@@ -284,21 +284,22 @@ async def wait_condition(
 ) -> dict[str, Any]:
     """Wait until condition ``ctype`` has ``status`` and ``reason``; returns that condition."""
 
+    seen: list[str] = []
+
     async def check() -> Any:
         st = await status_of(client, ns, name)
         c = condition(st, ctype)
         if c and c.get("status") == status and c.get("reason") == reason:
             return c
-        return None if c is None else f"{c.get('status')} {c.get('reason')}: {c.get('message')}"
+        seen[:] = [f"{c.get('status')} {c.get('reason')}: {c.get('message')}" if c else "absent"]
+        return None
 
     try:
         result: dict[str, Any] = await wait_for(
             check, timeout=timeout, what=f"{ns}/{name} {ctype}={status} {reason}"
         )
-    except AssertionError:
-        raise
-    if not isinstance(result, dict):
-        raise AssertionError(f"{ns}/{name} {ctype}: {result}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {ctype} was {seen}") from None
     return result
 
 
