@@ -34,7 +34,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from ray_syncer.kube.config import ClusterConfig
+from ray_syncer.kube.config import ClusterConfig, KubeconfigError, refresh_exec_token
 from ray_syncer.kube.tls import TlsMaterialError, ssl_context
 
 __all__ = ["ApiError", "KubeClient", "ResourceInfo", "TransportError", "build_ssl_context"]
@@ -58,6 +58,8 @@ _HTTP_REASONS = {
 _MAX_MESSAGE = 2000
 # How long a watch may run past its own timeoutSeconds before we give up on it.
 _WATCH_MARGIN_S = 30.0
+# Re-run an exec credential plugin this long before its token expires.
+_EXEC_REFRESH_MARGIN_S = 60.0
 # Re-read a rotating service-account token file this often.
 _TOKEN_FILE_REFRESH_S = 60.0
 
@@ -271,6 +273,9 @@ class KubeClient:
         self._ssl: ssl.SSLContext | None = build_ssl_context(config)
         self._token = config.token
         self._token_read_at = clock()
+        self._token_expires_at = config.token_expires_at
+        self._exec_stale = False
+        self._exec_lock = asyncio.Lock()
         self._clock = clock
         self._discovery_ttl = discovery_ttl
         self._negative_ttl = negative_ttl
@@ -334,14 +339,36 @@ class KubeClient:
             self._watch_session = self._new_session(0)  # 0: no limit, one connection per watch
         return self._watch_session
 
-    def _headers(self, content_type: str | None) -> dict[str, str]:
+    async def _headers(self, content_type: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
         if content_type:
             headers["Content-Type"] = content_type
+        if self.config.exec_config:
+            await self._refresh_exec_if_due()
         token = self._current_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return headers
+
+    def _exec_due(self) -> bool:
+        if self._token is None or self._exec_stale:
+            return True
+        expires = self._token_expires_at
+        return expires is not None and time.time() > expires - _EXEC_REFRESH_MARGIN_S
+
+    async def _refresh_exec_if_due(self) -> None:
+        # Exec plugin tokens expire (EKS: 15 min): re-run the plugin ahead of expiry,
+        # once for all concurrent requests, off the event loop.
+        if not self._exec_due():
+            return
+        async with self._exec_lock:
+            if not self._exec_due():
+                return
+            try:
+                token, expires = await asyncio.to_thread(refresh_exec_token, self.config)
+            except KubeconfigError as exc:
+                raise TransportError(exc.message) from None
+            self._token, self._token_expires_at, self._exec_stale = token, expires, False
 
     def _current_token(self) -> str | None:
         path = self.config.token_file
@@ -389,13 +416,15 @@ class KubeClient:
                 self._server + path,
                 params=_params(params),
                 data=data,
-                headers=self._headers(content_type),
+                headers=await self._headers(content_type),
                 **self._request_kwargs(),
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     if resp.status == 401:
-                        self._token_read_at = float("-inf")  # a rotated token file: re-read it
+                        # A rotated token file or an expired plugin token: renew it next time.
+                        self._token_read_at = float("-inf")
+                        self._exec_stale = bool(self.config.exec_config)
                     raise _error_from_response(resp.status, raw, resp.headers)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(method, path, exc) from None
@@ -605,7 +634,7 @@ class KubeClient:
             resp = await session.get(
                 self._server + path,
                 params=_params(params),
-                headers=self._headers(None),
+                headers=await self._headers(None),
                 timeout=timeout,
                 **self._request_kwargs(),
             )

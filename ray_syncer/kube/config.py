@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from typing import Any
 
 import yaml
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.dateutil import parse_rfc3339
+from kubernetes.config.exec_provider import ExecProvider
 from kubernetes.config.kube_config import (
     ENV_KUBECONFIG_PATH_SEPARATOR,
     ConfigNode,
@@ -70,6 +73,11 @@ class ClusterConfig:
     ``token_file`` is set for in-cluster service accounts (and ``tokenFile`` in a
     trusted kubeconfig): the kubelet rotates that file, so the client re-reads it
     periodically instead of trusting ``token`` forever.
+
+    ``exec_config`` (JSON, never shown) is set when the token came from an exec
+    credential plugin (only when exec is allowed); ``token_expires_at`` (unix
+    time) is the plugin's expiry. The client re-runs the plugin through
+    ``refresh_exec_token`` before the token expires, and after a 401.
     """
 
     server: str
@@ -81,6 +89,8 @@ class ClusterConfig:
     name: str = ""
     tls_server_name: str | None = None
     token_file: str | None = None
+    exec_config: str | None = field(default=None, repr=False)
+    token_expires_at: float | None = None
 
     def __repr__(self) -> str:
         # Say which credentials are present, never what they are.
@@ -92,7 +102,8 @@ class ClusterConfig:
             f"ca_data={has(self.ca_data)}, client_cert_data={has(self.client_cert_data)}, "
             f"client_key_data={has(self.client_key_data)}, "
             f"insecure_skip_tls_verify={self.insecure_skip_tls_verify}, "
-            f"tls_server_name={self.tls_server_name!r}, token_file={self.token_file!r})"
+            f"tls_server_name={self.tls_server_name!r}, token_file={self.token_file!r}, "
+            f"exec_config={has(self.exec_config)}, token_expires_at={self.token_expires_at})"
         )
 
     __str__ = __repr__
@@ -350,6 +361,21 @@ def _build(
             ) from None
         return _b64(raw, what) if raw else None
 
+    exec_config: str | None = None
+    expires_at: float | None = None
+    uses_exec = user.get("exec") is not None and not (
+        user.get("auth-provider") or user.get("token") or user.get("tokenFile")
+    )
+    if uses_exec:
+        if token is None:
+            raise KubeconfigError(
+                "ExecPluginFailed",
+                f"context {ctx_name!r}: the exec credential plugin returned no token",
+            )
+        exec_config = json.dumps({"exec": _plain(user["exec"]), "cwd": base or None})
+        expiry = getattr(loader, "expiry", None)
+        expires_at = expiry.timestamp() if expiry is not None else None
+
     server = str(cluster["server"]).rstrip("/")
     token_file = None
     if not user.get("token") and user.get("tokenFile"):
@@ -364,6 +390,8 @@ def _build(
         name=ctx_name,
         tls_server_name=cluster.get("tls-server-name") or None,
         token_file=token_file,
+        exec_config=exec_config,
+        token_expires_at=expires_at,
     )
     if bool(config.client_cert_data) != bool(config.client_key_data):
         raise KubeconfigError(
@@ -465,6 +493,30 @@ def _defining_dir(merged: Any, *, user_name: Any) -> str:
         if node.path:
             return os.path.abspath(os.path.dirname(node.path))
     return ""
+
+
+def refresh_exec_token(config: ClusterConfig) -> tuple[str, float | None]:
+    """Run ``config``'s exec credential plugin again: (token, expiry unix time or None).
+
+    Blocking (a subprocess): call it in a thread. Uses the official ExecProvider.
+    Raises ``KubeconfigError(ExecPluginFailed)`` with a message free of plugin output.
+    """
+    if not config.exec_config:
+        raise KubeconfigError("ExecPluginFailed", f"{config.name}: no exec plugin configured")
+    spec = json.loads(config.exec_config)
+    try:
+        status = ExecProvider(ConfigNode("exec", spec["exec"]), spec.get("cwd"), None).run()
+    except (ConfigException, OSError, KeyError, TypeError, ValueError) as exc:
+        raise KubeconfigError(
+            "ExecPluginFailed", f"{config.name}: exec plugin failed ({type(exc).__name__})"
+        ) from None
+    token = status.get("token") if isinstance(status, Mapping) else None
+    if not token:
+        raise KubeconfigError("ExecPluginFailed", f"{config.name}: exec plugin returned no token")
+    expires_at = None
+    if status.get("expirationTimestamp"):
+        expires_at = parse_rfc3339(status["expirationTimestamp"]).timestamp()
+    return str(token), expires_at
 
 
 def load_in_cluster(

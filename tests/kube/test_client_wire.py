@@ -661,3 +661,65 @@ async def test_rotated_token_file_is_reread(tmp_path: Any) -> None:
         "Bearer expired-token",
         "Bearer fresh-token",
     ]
+
+
+EXEC_PLUGIN = """
+import datetime, json, pathlib, sys
+counter = pathlib.Path(sys.argv[1])
+n = int(counter.read_text() or "0") + 1 if counter.exists() else 1
+counter.write_text(str(n))
+expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+print(json.dumps({
+    "apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+    "status": {"token": f"tok-{n}", "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")},
+}))
+"""
+
+
+async def test_exec_plugin_token_is_renewed_after_401_and_before_expiry(tmp_path: Any) -> None:
+    import dataclasses
+    import sys
+    import time
+
+    import yaml
+
+    from ray_syncer.kube.config import load_kubeconfig_text
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") == "Bearer tok-1":
+            return web.json_response(
+                {"kind": "Status", "code": 401, "reason": "Unauthorized"}, status=401
+            )
+        return web.json_response({})
+
+    async with scripted(handler) as (base, seen):
+        kubeconfig = {
+            "clusters": [{"name": "c", "cluster": {"server": base.config.server}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+            "users": [
+                {
+                    "name": "u",
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": sys.executable,
+                            "args": ["-c", EXEC_PLUGIN, str(tmp_path / "n")],
+                        }
+                    },
+                }
+            ],
+        }
+        cfg = load_kubeconfig_text(yaml.safe_dump(kubeconfig), allow_exec=True)
+        assert cfg.token == "tok-1" and cfg.token_expires_at and cfg.exec_config
+        assert "tok-1" not in repr(cfg) and sys.executable not in repr(cfg)
+        async with KubeClient(cfg) as client:
+            with pytest.raises(ApiError):
+                await client.request("GET", "/api")
+            await asyncio.gather(*(client.request("GET", "/api") for _ in range(3)))  # one refresh
+        soon = dataclasses.replace(cfg, token="tok-9", token_expires_at=time.time() + 10)
+        async with KubeClient(soon) as client:
+            await client.request("GET", "/api")  # expires within the margin: renewed first
+    assert [r.headers["Authorization"] for r in seen] == ["Bearer tok-1"] + ["Bearer tok-2"] * 3 + [
+        "Bearer tok-3"
+    ]
