@@ -421,10 +421,7 @@ class KubeClient:
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    if resp.status == 401:
-                        # A rotated token file or an expired plugin token: renew it next time.
-                        self._token_read_at = float("-inf")
-                        self._exec_stale = bool(self.config.exec_config)
+                    self._note_failure(resp.status)
                     raise _error_from_response(resp.status, raw, resp.headers)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(method, path, exc) from None
@@ -435,6 +432,12 @@ class KubeClient:
         except orjson.JSONDecodeError:
             raise ApiError(resp.status, "InvalidResponse", "response body is not JSON") from None
         return doc if isinstance(doc, dict) else {"items": doc}
+
+    def _note_failure(self, status: int) -> None:
+        if status == 401:
+            # A rotated token file or an expired plugin token: renew it next time.
+            self._token_read_at = float("-inf")
+            self._exec_stale = bool(self.config.exec_config)
 
     def _transport_error(self, method: str, path: str, exc: BaseException) -> TransportError:
         if isinstance(exc, asyncio.TimeoutError):
@@ -646,6 +649,7 @@ class KubeClient:
                     raw = await resp.read()
                 except _TRANSPORT_ERRORS as exc:
                     raise self._transport_error("WATCH", path, exc) from None
+                self._note_failure(resp.status)
                 raise _error_from_response(resp.status, raw, resp.headers)
             buf = bytearray()
             scan = 0
