@@ -335,4 +335,6 @@ def session_log_dir() -> str:
     from ray._private.worker import global_worker
 
     node = global_worker.node
+    if node is None:
+        raise RuntimeError("not connected to Ray")
     return str(node.get_logs_dir_path())

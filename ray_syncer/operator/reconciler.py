@@ -76,6 +76,7 @@ CRD_RES = ResourceInfo(
     verbs=frozenset({"get", "list", "watch"}),
 )
 COMPONENT = "krm-syncer"
+SECRET_CACHE_TTL_S = 60.0
 
 
 class Backend(Protocol):
@@ -159,6 +160,8 @@ class Reconciler:
         self.state: dict[str, _SyncerState] = {}
         self.remotes: dict[str, _Remote] = {}  # syncer key -> loaded remote
         self.referenced_secrets: set[str] = set()
+        # "ns/name" -> (fetched at, Secret); dropped on any watch event for that Secret.
+        self._secrets: dict[str, tuple[float, dict[str, Any]]] = {}
         self.ready = False
         self.synced_once = False
         self.last_pass: float = 0.0
@@ -274,7 +277,13 @@ class Reconciler:
         self.trigger()
 
     def _on_secret(self, kind: str, obj: dict[str, Any]) -> None:
-        if kind == "SYNC" or self._key(obj) in self.referenced_secrets:
+        if kind == "SYNC":
+            self._secrets.clear()
+            self.trigger()
+            return
+        key = self._key(obj)
+        self._secrets.pop(key, None)
+        if key in self.referenced_secrets:
             self.trigger()
 
     def _on_crd(self, kind: str, obj: dict[str, Any]) -> None:
@@ -442,7 +451,7 @@ class Reconciler:
         ref = syncer.spec.secret_ref
         where = f"Secret {syncer.namespace}/{ref.name}"
         try:
-            secret = await self.client.get(SECRET_RES, namespace=syncer.namespace, name=ref.name)
+            secret = await self._get_secret(syncer.namespace, ref.name, now)
         except ApiError as exc:
             if exc.not_found:
                 return None, Problem("SecretNotFound", f"{where} not found"), False
@@ -520,7 +529,8 @@ class Reconciler:
                 me=key,
                 my_epoch=epoch,
                 source_server=self.own_config.server if push else remote.config.server,
-                dest_name=(remote.config.name or remote.config.server) if push
+                dest_name=(remote.config.name or remote.config.server)
+                if push
                 else self.settings.cluster_name,
                 exclude_self=not push,
             )
@@ -532,6 +542,16 @@ class Reconciler:
             log.warning("%s: %s", key, decision.message)
         self.fences.put(cache_key, decision)
         return decision
+
+    async def _get_secret(self, namespace: str, name: str, now: float) -> dict[str, Any]:
+        """A referenced Secret, cached until the Secret watch reports a change (or a minute)."""
+        key = f"{namespace}/{name}"
+        cached = self._secrets.get(key)
+        if cached is not None and now - cached[0] < SECRET_CACHE_TTL_S:
+            return cached[1]
+        secret = await self.client.get(SECRET_RES, namespace=namespace, name=name)
+        self._secrets[key] = (now, secret)
+        return secret
 
     async def _probe(self, remote: _Remote) -> Problem | None:
         server = remote.config.server

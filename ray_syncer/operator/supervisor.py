@@ -10,8 +10,10 @@ Vocabulary:
 * a *host* is one Ray actor (one process). With ``shards_per_host == 1`` every
   shard gets its own host, named exactly like the shard
   (``<ns>/<syncer>/<group>/<kind>/<namespace>``); when packing, hosts are named
-  ``host/<ns>/<syncer>/<n>`` and hold shards of one syncer only, so a syncer's
-  destination client (and its rate limit) is shared inside one process.
+  ``host/<n>`` and may hold shards of several syncers (a fleet of one-namespace
+  tenants must pack too). A new shard goes first to a host that already runs
+  its syncer, so a syncer's destination client (and its rate limit) is shared
+  inside one process; shard names stay visible in health, metrics and status.
 * a shard's *revision* is a digest of everything whose change requires a
   restart (its spec, the credentials' content hash, engine options).
 """
@@ -98,8 +100,8 @@ def effective_pack_size(shards_per_host: int, total_desired: int) -> int:
     return 1 if total_desired <= AUTO_PACK_THRESHOLD else AUTO_PACK_SIZE
 
 
-def packed_host_name(syncer_key: str, index: int) -> str:
-    return f"{HOST_PREFIX}{syncer_key}/{index}"
+def packed_host_name(index: int) -> str:
+    return f"{HOST_PREFIX}{index}"
 
 
 def is_host_name(name: str) -> bool:
@@ -126,12 +128,12 @@ def plan(
     starts: list[StartShard] = []
     # host -> number of shards it will hold after the plan; syncer_key per host.
     load: dict[str, int] = {}
-    host_syncer: dict[str, str] = {}
+    host_syncers: dict[str, set[str]] = {}
     placed: set[str] = set()  # shard ids that are running (kept) or will be started
 
     for name in sorted(hosts):
         view = hosts[name]
-        host_syncer[name] = view.syncer_key
+        host_syncers[name] = {s.syncer_key for s in view.shards}
         load[name] = len(view.shards)
         if not view.reachable:
             # Unknown state: its shards count as running so they are not started twice.
@@ -157,9 +159,9 @@ def plan(
         if shard_id in placed:
             continue
         want = desired[shard_id]
-        host = _place(want, pack=pack, load=load, host_syncer=host_syncer, hosts=hosts)
+        host = _place(want, pack=pack, load=load, host_syncers=host_syncers, hosts=hosts)
         load[host] = load.get(host, 0) + 1
-        host_syncer[host] = want.spec.syncer_key
+        host_syncers.setdefault(host, set()).add(want.spec.syncer_key)
         starts.append(StartShard(host, want, "Missing"))
         placed.add(shard_id)
 
@@ -176,7 +178,7 @@ def _place(
     *,
     pack: int,
     load: Mapping[str, int],
-    host_syncer: Mapping[str, str],
+    host_syncers: Mapping[str, set[str]],
     hosts: Mapping[str, HostView],
 ) -> str:
     shard_id = want.shard_id
@@ -186,16 +188,19 @@ def _place(
         return shard_id
     candidates = [
         name
-        for name, key in host_syncer.items()
-        if key == syncer_key
-        and name.startswith(HOST_PREFIX)
+        for name in host_syncers
+        if name.startswith(HOST_PREFIX)
         and load.get(name, 0) < pack
         and (name not in hosts or hosts[name].reachable)
     ]
     if candidates:
-        return min(candidates, key=lambda n: (load.get(n, 0), n))
-    used = set(host_syncer)
+        # Same syncer first (shared clients), then the least loaded, then by name.
+        return min(
+            candidates,
+            key=lambda n: (syncer_key not in host_syncers[n], load.get(n, 0), n),
+        )
+    used = set(host_syncers) | set(hosts)
     index = 0
-    while packed_host_name(syncer_key, index) in used:
+    while packed_host_name(index) in used:
         index += 1
-    return packed_host_name(syncer_key, index)
+    return packed_host_name(index)

@@ -117,30 +117,33 @@ def test_unreachable_host_is_left_alone_and_its_shards_not_started_elsewhere() -
     assert actions == []
 
 
-def test_packing_fills_hosts_per_syncer_up_to_the_limit() -> None:
+def test_packing_fills_hosts_up_to_the_limit_across_syncers() -> None:
     specs = [spec(f"ns{i}") for i in range(5)]
     other = spec("x", syncer="other")
     actions = plan(desired(*specs, other), {}, shards_per_host=2)
     starts = [a for a in actions if isinstance(a, StartShard)]
     by_host: dict[str, list[str]] = {}
     for s in starts:
-        by_host.setdefault(s.host, []).append(s.shard.spec.source_namespace or "")
-    assert set(by_host) == {
-        packed_host_name("team/sync", 0),
-        packed_host_name("team/sync", 1),
-        packed_host_name("team/sync", 2),
-        packed_host_name("team/other", 0),
+        by_host.setdefault(s.host, []).append(s.shard.shard_id)
+    assert set(by_host) == {packed_host_name(0), packed_host_name(1), packed_host_name(2)}
+    assert all(len(v) == 2 for v in by_host.values())
+    assert sorted(x for v in by_host.values() for x in v) == sorted(desired(*specs, other))
+
+
+def test_packing_prefers_a_host_already_running_the_syncer() -> None:
+    a, b = spec("a"), spec("b", syncer="other")
+    h0, h1 = packed_host_name(0), packed_host_name(1)
+    hosts = {
+        h0: HostView(h0, "", (running(b),)),
+        h1: HostView(h1, "", (running(spec("z")),)),
     }
-    assert by_host[packed_host_name("team/other", 0)] == ["x"]
-    assert sorted(len(v) for k, v in by_host.items() if "sync/" in k) == [1, 2, 2]
-    assert sorted(x for k, v in by_host.items() if "sync/" in k for x in v) == [
-        f"ns{i}" for i in range(5)
-    ]
+    actions = plan(desired(a, b, spec("z")), hosts, shards_per_host=5)
+    assert actions == [StartShard(h1, DesiredShard(a, "r1"), "Missing")]
 
 
 def test_packing_reuses_room_in_existing_hosts_and_removes_emptied_ones() -> None:
     a, b, c = spec("a"), spec("b"), spec("c")
-    h0, h1 = packed_host_name("team/sync", 0), packed_host_name("team/sync", 1)
+    h0, h1 = packed_host_name(0), packed_host_name(1)
     hosts = {
         h0: HostView(h0, "team/sync", (running(a), running(b))),
         h1: HostView(h1, "team/sync", (running(c),)),
@@ -164,7 +167,7 @@ def test_packing_reuses_room_in_existing_hosts_and_removes_emptied_ones() -> Non
     actions = plan(desired(a, b, c, d, e), hosts, shards_per_host=2)
     assert sorted(x.host for x in actions if isinstance(x, StartShard)) == [
         h1,
-        packed_host_name("team/sync", 2),
+        packed_host_name(2),
     ]
 
 
@@ -176,7 +179,7 @@ def test_automatic_packing_past_the_threshold() -> None:
     actions = plan(desired(*specs), {}, shards_per_host=0)
     hosts = {a.host for a in actions if isinstance(a, StartShard)}
     assert 1 < len(hosts) < 200
-    assert all(h.startswith("host/team/sync/") for h in hosts)
+    assert all(h.startswith("host/") for h in hosts)
 
 
 def test_every_desired_shard_is_started_exactly_once_from_any_state() -> None:
@@ -189,7 +192,7 @@ def test_every_desired_shard_is_started_exactly_once_from_any_state() -> None:
         want = desired(*rng.sample(pool, rng.randint(0, 8)))
         hosts: dict[str, HostView] = {}
         for i in range(rng.randint(0, 4)):
-            name = packed_host_name("team/sync", i)
+            name = packed_host_name(i)
             shards = tuple(
                 running(s, revision=rng.choice(["r1", "r0"]), failed=rng.random() < 0.2)
                 for s in rng.sample(pool, rng.randint(0, 4))
