@@ -195,6 +195,8 @@ async def run(args: argparse.Namespace) -> int:
             naive_rate = max(rates) if rates else 200.0
             results.extend(await scenarios.naive(bench, naive_rate))
             scenarios.fill_naive_ratios(results, bench)
+        if bench.ceiling_per_s and len(wanted) > 1:
+            results.append(await scenarios.ceiling(bench, recheck=True))
         if "shards" in wanted:
             results.append(
                 await scenarios.shards(
