@@ -125,7 +125,11 @@ class ApiServer:
             self._listener = None
         self.store.close_watchers(abort=True)
         if self._web is not None:
-            await self._web.shutdown(timeout=2.0)
+            # Idle keep-alive connections would hold shutdown for its whole timeout.
+            for conn in list(self._web.connections):
+                conn.close()
+            await asyncio.sleep(0)
+            await self._web.shutdown(timeout=0.5)
             self._web = None
         shutil.rmtree(self._dir, ignore_errors=True)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
+import urllib3
 from kubernetes import client, config, dynamic
 
 from ray_syncer.testing import ThreadedApiServer, start_in_thread
@@ -99,8 +100,13 @@ class Cluster:
         return Response(r.status, dict(r.headers), r.data)
 
     def stream(self, path: str, *, timeout: float = 10.0) -> Any:
-        """An open streaming response (for watch); iterate ``.stream()`` or read lines."""
-        pool = self.api_client.rest_client.pool_manager
+        """An open streaming response (for watch); iterate ``.stream()`` or read lines.
+
+        It gets a connection pool of its own: a half-read watch must never go back into the
+        client's pool, where the next request would read the rest of the stream.
+        """
+        base = self.api_client.rest_client.pool_manager
+        pool = urllib3.PoolManager(num_pools=1, **base.connection_pool_kw)
         return pool.request("GET", self.configuration.host + path, headers=self._headers(None, None),
                             preload_content=False, timeout=timeout, retries=False)
 
@@ -133,6 +139,8 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     name = f"conf-{secrets.token_hex(4)}"
     cluster.core.create_namespace({"metadata": {"name": name}})
     yield name
+    if cluster.fake is not None:
+        cluster.fake.faults.reset()  # a fault test must not fail its own cleanup
     with contextlib.suppress(client.ApiException):
         cluster.core.delete_namespace(name)
 
