@@ -27,6 +27,8 @@ from benchmarks.clusters import Clusters
 from benchmarks.workload import LoadGenerator, Observer
 
 ALL = ("ceiling", "initial", "churn", "overload", "restart", "memory", "naive", "shards")
+# --quick is the `make test` smoke run: no Ray (the e2e suite covers it), so it stays short.
+QUICK = tuple(s for s in ALL if s != "shards")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -59,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         "memory, naive baseline, shards.",
     )
     p.add_argument("--quick", action="store_true", help="small smoke run (< 1 min), no targets")
-    p.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {','.join(ALL)}")
+    p.add_argument(
+        "--scenarios", help=f"comma list of {','.join(ALL)} (default all; --quick: all but shards)"
+    )
     p.add_argument("--objects", type=int, help="objects in the source (default 10000; quick 300)")
     p.add_argument("--namespaces", type=int, help="namespaces they spread over (default 10)")
     p.add_argument(
@@ -133,7 +137,8 @@ async def run(args: argparse.Namespace) -> int:
     from ray_syncer.kube.client import KubeClient
     from ray_syncer.kube.config import load_default
 
-    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    chosen = args.scenarios or ",".join(QUICK if args.quick else ALL)
+    wanted = [s.strip() for s in chosen.split(",") if s.strip()]
     unknown = set(wanted) - set(ALL)
     if unknown:
         print(f"unknown scenarios: {sorted(unknown)}; choose from {ALL}", file=sys.stderr)

@@ -569,7 +569,7 @@ async def memory(bench: Bench) -> dict[str, Any]:
         bytes_per_object=per_obj,
         marginal_bytes_per_object=marginal,
         lost_updates=lost,
-        peak_rss_mb=max((v.get("peak_rss_mb") or 0) for v in points.values()) if points else None,
+        peak_rss_mb=max((v.get("peak_rss_mb") or 0) for v in points.values()) or None,
         note="RSS growth of the syncer process (shard only; servers elsewhere) after sync + gc",
     )
     return r

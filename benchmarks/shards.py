@@ -29,24 +29,41 @@ from typing import Any
 from benchmarks.clusters import proc_cpu_seconds, proc_memory
 
 
-def ray_processes() -> dict[int, str]:
-    """pid -> short role, for every Ray process of this user (workers and system)."""
-    out: dict[int, str] = {}
-    me = os.getpid()
+def _descendants(root: int) -> set[int]:
+    """Every process below ``root`` (the local Ray we started: GCS, raylet, workers)."""
+    children: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
+        if not d.name.isdigit():
             continue
         try:
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    out: set[int] = set()
+    todo = [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def ray_processes() -> dict[int, str]:
+    """pid -> role for the Ray processes this run started (other Ray sessions are ignored)."""
+    out: dict[int, str] = {}
+    for pid in _descendants(os.getpid()):
+        try:
+            cmd = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             continue
-        if cmd.startswith("ray::"):
-            out[int(d.name)] = "worker"
-        elif any(
-            s in cmd
-            for s in ("raylet", "gcs_server", "ray/dashboard", "ray/_private", "ray_client_server")
-        ):
-            out[int(d.name)] = "system"
+        out[pid] = "worker" if cmd.startswith("ray::") or "default_worker.py" in cmd else "system"
     return out
 
 
