@@ -10,11 +10,14 @@ destination and classifies each object:
 * **missing**: the source has it (and it is not excluded), the destination not;
 * **differs**: the destination copy is ours but its content-hash annotation is
   not the hash the engine's pure ``transform`` gives for the current source
-  object — exactly the test the engine uses, so "differs" means "the syncer
-  would write it"; ``fields=True`` adds a field-level diff (Secret values are
-  never shown);
+  object (the engine's own no-op test), *and* the content really differs
+  (ownership annotations and destination-only non-data fields such as server
+  defaults ignored) — a stale hash alone happens after a failback, when the
+  other direction wrote the copy last; ``fields=True`` adds a field-level diff
+  (Secret values are never shown);
 * **conflict**: the destination holds an object at that name the syncer does
-  not own (it is skipped, or taken over with ``conflictPolicy: Adopt``);
+  not own and ``conflictPolicy`` is Skip (under Adopt it will be taken over, so
+  it is judged by content like an owned copy);
 * **extra**: an owned copy whose source object is gone (a pending delete).
 
 The hash covers the ``source-cluster`` ownership annotation, which the
@@ -43,6 +46,8 @@ from ray_syncer.api.models import SpecError, parse_krmsyncer
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.engine.transform import (
     ANN_SOURCE_CLUSTER,
+    MANAGED_BY_LABEL,
+    OWNERSHIP_ANNOTATIONS,
     dest_namespace_for,
     exclusion_reason,
     held_hash,
@@ -189,26 +194,55 @@ def _show(value: Any, secret: bool) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def field_diff(
+_DATA_FIELDS = ("data", "stringData", "binaryData")
+_OWNERSHIP_PATHS = frozenset(
+    [f"metadata.annotations.{a}" for a in OWNERSHIP_ANNOTATIONS] + [f"metadata.labels.{MANAGED_BY_LABEL}"]
+)
+
+
+def field_changes(
     desired: Mapping[str, Any], dest_obj: Mapping[str, Any], *, secret: bool = False
-) -> list[str]:
-    """Human lines: ``~ path: source -> destination``, ``+ path`` (only in source), ``- path``."""
+) -> list[tuple[str, str, bool]]:
+    """(path, human line, decisive) for every difference, ownership annotations ignored.
+
+    ``decisive`` is False for paths only the destination has outside data fields:
+    those are usually server defaults or other writers' metadata, which the
+    syncer's server-side apply leaves alone anyway.
+    """
     keep_status = "status" in desired
     want: dict[str, Any] = {}
     have: dict[str, Any] = {}
     _flatten(_comparable(desired, keep_status), "", want)
     _flatten(_comparable(dest_obj, keep_status), "", have)
-    lines: list[str] = []
+    out: list[tuple[str, str, bool]] = []
     for path in sorted(set(want) | set(have)):
-        hidden = secret and path.split(".")[0] in ("data", "stringData")
+        if path in _OWNERSHIP_PATHS:
+            continue
+        top = path.split(".")[0].split("[")[0]
+        hidden = secret and top in _DATA_FIELDS
         if path not in have:
-            lines.append(f"+ {path}: {_show(want[path], hidden)} (only in source)")
+            out.append((path, f"+ {path}: {_show(want[path], hidden)} (only in source)", True))
         elif path not in want:
-            if path.startswith("metadata."):
-                continue  # labels/annotations added by others on the destination
-            lines.append(f"- {path}: {_show(have[path], hidden)} (only in destination)")
+            out.append(
+                (path, f"- {path}: {_show(have[path], hidden)} (only in destination)",
+                 top in _DATA_FIELDS)
+            )
         elif want[path] != have[path]:
-            lines.append(f"~ {path}: {_show(want[path], hidden)} -> {_show(have[path], hidden)}")
+            out.append(
+                (path, f"~ {path}: {_show(want[path], hidden)} -> {_show(have[path], hidden)}", True)
+            )
+    return out
+
+
+def field_diff(
+    desired: Mapping[str, Any], dest_obj: Mapping[str, Any], *, secret: bool = False
+) -> list[str]:
+    """Human lines: ``~ path: source -> destination``, ``+ path`` (only in source), ``- path``."""
+    lines = [
+        line for path, line, _ in field_changes(desired, dest_obj, secret=secret)
+        if not path.startswith("metadata.")
+        or not line.startswith("-")  # labels/annotations others added on the destination
+    ]
     if len(lines) > FIELD_LINES:
         lines = [*lines[:FIELD_LINES], f"... and {len(lines) - FIELD_LINES} more"]
     return lines
@@ -278,10 +312,12 @@ async def _shard_diff(
         held = dests.get(key)
         if dst_res is None or held is None:
             out.missing.append(key)
-        elif not owned_by(held, spec=spec, managed_by=managed):
+        elif not owned_by(held, spec=spec, managed_by=managed) and spec.conflict_policy != "Adopt":
             out.conflicts.append(key)
             continue
         else:
+            # Owned, or unowned under conflictPolicy Adopt (it will be taken over; equal
+            # content is in sync, as after a failback where the app created it on this side).
             ann = (held.get("metadata") or {}).get("annotations") or {}
             as_written = dataclasses.replace(
                 spec, source_cluster=ann.get(ANN_SOURCE_CLUSTER, spec.source_cluster)
@@ -295,13 +331,15 @@ async def _shard_diff(
             )
             if held_hash(held) == desired.hash:
                 continue
-            lines: list[str] = []
-            if fields:
-                body = dict(desired.body)
-                if desired.status is not None:
-                    body["status"] = desired.status
-                lines = field_diff(body, held, secret=spec.group == "" and spec.kind == "Secret")
-            out.differs.append(Differ(key, lines))
+            # The hash is stale when the other direction (or a person) wrote the copy last:
+            # compare the content itself before calling it different.
+            body = dict(desired.body)
+            if desired.status is not None:
+                body["status"] = desired.status
+            secret = spec.group == "" and spec.kind == "Secret"
+            if not any(d for _, _, d in field_changes(body, held, secret=secret)):
+                continue
+            out.differs.append(Differ(key, field_diff(body, held, secret=secret) if fields else []))
         when = change_time(obj)
         if when is not None:
             oldest.append(when)

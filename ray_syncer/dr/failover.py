@@ -336,32 +336,41 @@ async def planned(
             log.info("already failed over: nothing to do")
             return 0
 
-        log.step(f"wait for {b} to catch up with {a} (timeout {plan.timeout_s:.0f}s; stop application writes on {a} now)")
-        report = await wait_in_sync(x, act, sby, a, b, timeout_s=plan.timeout_s, poll_s=plan.poll_s, log=log)
-        if not report.in_sync:
-            if not plan.force:
-                log.warn("the standby did not catch up; nothing was changed (use --force to fail over anyway)")
-                raise FailoverAborted(_summary(report))
-            log.warn("not in sync; continuing because of --force: the differences above are lost on the standby")
-
-        log.step(f"suspend {ns}/{name} on {a}")
+        deadline = time.monotonic() + plan.timeout_s
         epoch = new_epoch(plan.now(), x, y)
         peer_y = f"{ns}/{plan.reverse_name}"
-        demoted = _record("demoted", "planned", peer_y, epoch, plan.now())
-        x = await _patch(act, ns, name, {
-            "metadata": {"annotations": {ANN_LAST_FAILOVER: demoted}},
-            "spec": _suspend_patch(x.get("spec") or {}, True),
-        })
-        await _confirm_suspended(act, ns, name, int(x["metadata"].get("generation") or 0),
-                                 timeout_s=plan.confirm_timeout_s, log=log)
+        attempt = 0
+        while True:
+            attempt += 1
+            left = max(0.0, deadline - time.monotonic())
+            log.step(f"wait for {b} to catch up with {a} (attempt {attempt}, {left:.0f}s left; "
+                     f"stop application writes on {a} now)")
+            report = await wait_in_sync(x, act, sby, a, b, timeout_s=left, poll_s=plan.poll_s, log=log)
+            if not report.in_sync:
+                if not plan.force:
+                    log.warn("the standby did not catch up; nothing was changed (use --force to fail over anyway)")
+                    raise FailoverAborted(_summary(report))
+                log.warn("not in sync; continuing because of --force: the differences above are lost on the standby")
 
-        log.step("verify nothing changed in between")
-        final = await _diff(x, act, sby, a, b)
-        log.info(("in sync: " if final.in_sync else "NOT in sync: ") + _summary(final))
-        if not final.in_sync and not plan.force:
-            log.warn(f"rolling back: resuming {ns}/{name} on {a}")
-            await _patch(act, ns, name, {"spec": _suspend_patch(x.get("spec") or {}, False)})
-            raise FailoverAborted(_summary(final))
+            log.step(f"suspend {ns}/{name} on {a}")
+            demoted = _record("demoted", "planned", peer_y, epoch, plan.now())
+            x = await _patch(act, ns, name, {
+                "metadata": {"annotations": {ANN_LAST_FAILOVER: demoted}},
+                "spec": _suspend_patch(x.get("spec") or {}, True),
+            })
+            await _confirm_suspended(act, ns, name, int(x["metadata"].get("generation") or 0),
+                                     timeout_s=plan.confirm_timeout_s, log=log)
+
+            log.step("verify nothing changed in between")
+            final = await _diff(x, act, sby, a, b)
+            log.info(("in sync: " if final.in_sync else "NOT in sync: ") + _summary(final))
+            if final.in_sync or plan.force:
+                break
+            # The source changed while we suspended: resume, let it drain, try again.
+            log.warn(f"{a} changed during the switch: resuming {ns}/{name} on {a}")
+            x = await _patch(act, ns, name, {"spec": _suspend_patch(x.get("spec") or {}, False)})
+            if time.monotonic() >= deadline:
+                raise FailoverAborted(_summary(final))
 
         log.step(f"activate {peer_y} on {b} ({b} -> {a}, conflictPolicy Adopt, failover epoch {epoch})")
         promoted = _record("promoted", "planned", f"{ns}/{name}", epoch, plan.now())
