@@ -11,6 +11,7 @@ server.py owns the listening sockets; this module only handles requests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from .handlers import ObjectApi, Target
 from .kinds import Registry
 from .store import Store
 
+log = logging.getLogger(__name__)
 JSON = "application/json"
 _NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource")
 
@@ -110,6 +112,12 @@ class HttpFront:
             resp = await self._route(request, path, query, user, record)
         except StatusError as err:
             resp = error_response(err)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # A bug in the test server: answer like kube-apiserver's panic handler, keep serving.
+            log.exception("test server failed on %s %s", request.method, path)
+            resp = error_response(StatusError(500, "InternalError", f"test server error: {type(exc).__name__}"))
         record.status = resp.status
         return resp
 
