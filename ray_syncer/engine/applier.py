@@ -32,7 +32,8 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, TransportError):
         return Failure.RETRY
     if isinstance(exc, ApiError):
-        if exc.invalid:
+        # 413: too large for this destination; like 400/422, terminal for this version.
+        if exc.invalid or exc.status == 413:
             text = (exc.message + " " + " ".join(str(c.get("message", "")) for c in exc.causes))
             return Failure.IMMUTABLE if "immutable" in text.lower() else Failure.INVALID
         if exc.forbidden or exc.unauthorized:
