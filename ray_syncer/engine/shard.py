@@ -183,7 +183,9 @@ class Shard:
                 state, message = ShardState.SYNCING, ""
             if self._ledger.collisions and not problems:
                 message = self._collision_message()
-        names = sorted(self._ledger.conflicts)[: self._options.report_sample]
+        # A namespace-mapping collision leaves the losers unsynced: it counts as a conflict.
+        conflicted = sorted({*self._ledger.conflicts, *self._ledger.collisions})
+        names = conflicted[: self._options.report_sample]
         errors = len(self._ledger.errors)
         return ShardHealth(
             shard_id=self.spec.shard_id,
@@ -192,7 +194,7 @@ class Shard:
             objects=len(self._holdings),
             pending=len(q),
             in_flight=len(self._in_flight),
-            conflicts=len(self._ledger.conflicts),
+            conflicts=len(conflicted),
             conflict_names=names,
             errors=errors,
             last_error=self._ledger.last_error if errors else "",
