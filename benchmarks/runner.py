@@ -83,10 +83,28 @@ class _Serve:
             import ray_syncer.engine.shard  # noqa: F401
         gc.collect()
 
-    async def cmd_traced(self) -> dict[str, int]:
+    async def cmd_traced(self, top: int = 10) -> dict[str, Any]:
+        """Live Python heap allocated since tracing started, and where (by line)."""
         gc.collect()
-        cur, peak = tracemalloc.get_traced_memory() if tracemalloc.is_tracing() else (0, 0)
-        return {"current": cur, "peak": peak}
+        if not tracemalloc.is_tracing():
+            return {"current": 0, "peak": 0, "top": []}
+        cur, peak = tracemalloc.get_traced_memory()
+        snap = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        stats = snap.statistics("lineno")[:top]
+        return {
+            "current": cur,
+            "peak": peak,
+            "top": [
+                {
+                    "where": f"{s.traceback[0].filename.rsplit('/', 2)[-1]}:{s.traceback[0].lineno}",
+                    "bytes": s.size,
+                    "count": s.count,
+                }
+                for s in stats
+            ],
+        }
 
     async def cmd_engine(
         self,
@@ -97,9 +115,8 @@ class _Serve:
         options: dict[str, Any],
         trace_memory: bool = False,
     ) -> None:
-        from ray_syncer.engine.shard import Shard
-
         from ray_syncer.engine.options import EngineOptions
+        from ray_syncer.engine.shard import Shard
         from ray_syncer.engine.spec import ShardSpec
 
         spec = ShardSpec(

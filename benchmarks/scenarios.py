@@ -468,6 +468,12 @@ async def restart(bench: Bench) -> dict[str, Any]:
     if why:
         r.update(status="unavailable", note=why)
         return r
+    if bench.runner is None:
+        # Nothing synced the destination in this run yet: sync it first (not measured).
+        first = await initial_sync(bench)
+        if first["status"] != "ok":
+            r.update(status="failed", note=f"the preparatory sync failed: {first['note']}")
+            return r
     await bench.stop_runner()
     await bench.clear_logs()
     runner = await bench.start_runner()
@@ -513,6 +519,20 @@ async def restart(bench: Bench) -> dict[str, Any]:
     return r  # runner stays up for the memory scenario
 
 
+async def _traced_point(bench: Bench, n: int) -> dict[str, Any] | None:
+    """A second fresh syncer over the same n objects with tracemalloc on: its live heap growth."""
+    await bench.stop_runner()
+    runner = await bench.start_runner()
+    try:
+        await runner.acall("engine", **bench.engine_cmd(trace_memory=True))
+        synced, _ = await bench.wait_synced(runner, max(120.0, n / 50))
+        if synced is None:
+            return None
+        return dict(await runner.acall("traced"))
+    finally:
+        await bench.stop_runner()
+
+
 async def memory(bench: Bench) -> dict[str, Any]:
     """RSS growth of a fresh syncer process per tracked object, at several object counts."""
     p = bench.params
@@ -549,7 +569,10 @@ async def memory(bench: Bench) -> dict[str, Any]:
         lost += check["lost_updates"]
         growth = mem["rss_mb"] - base["rss_mb"]
         bench.series.setdefault("memory", [(0, 0.0)]).append((n, growth))
+        traced = await _traced_point(bench, n) if n <= 20_000 else None
         points[str(n)] = {
+            "traced_bytes_per_object": round(traced["current"] / n) if traced else None,
+            "traced_top": traced["top"] if traced else None,
             "rss_growth_mb": round(growth, 1),
             "uss_growth_mb": round(mem["uss_mb"] - base["uss_mb"], 1),
             "peak_rss_mb": round(mem["hwm_mb"], 1),
