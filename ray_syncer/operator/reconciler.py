@@ -616,7 +616,7 @@ class Reconciler:
     ) -> None:
         """One Event per condition transition worth telling a person about."""
         out: list[tuple[str, str, str]] = []
-        for ctype in ("Ready", "Suspended", "Synced", "DestinationReachable"):
+        for ctype in ("Ready", "Suspended", "Synced", "DestinationReachable", "Degraded"):
             was, now_c = condition(old, ctype), condition(new, ctype)
             if now_c is None:
                 continue
@@ -642,6 +642,9 @@ class Reconciler:
             elif ctype == "Synced" and status == "True" and reason == "Synced":
                 out.append(("Normal", "Synced", message))
             elif ctype == "DestinationReachable" and status == "False":
+                out.append(("Warning", reason, message))
+            elif ctype == "Degraded" and status == "True":
+                # Shard problems (403 per kind, KindMissing, conflicts, object errors, guard).
                 out.append(("Warning", reason, message))
         for etype, reason, message in out:
             ident = (reason, message)
