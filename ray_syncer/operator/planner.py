@@ -42,6 +42,8 @@ class SyncerPlan:
     shards: list[ShardSpec] = field(default_factory=list)
     expansions: list[str] = field(default_factory=list)
     refused: Problem | None = None
+    # Explicit (non-glob) rules the source does not serve: "rules[0] example.com/v1/Gizmo".
+    not_served: list[str] = field(default_factory=list)
 
 
 def rule_label(index: int, rule: Rule) -> str:
@@ -75,6 +77,7 @@ def plan_syncer(
             out.expansions.append(f"{label} -> {_describe_kinds(infos)}")
         elif not infos:
             out.expansions.append(f"{label} -> not served by the source cluster")
+            out.not_served.append(label)
         if restricted:
             others = [ns for ns in rule.namespaces or () if ns != own_ns]
             if others:

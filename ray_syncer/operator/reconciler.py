@@ -425,6 +425,7 @@ class Reconciler:
             source_cluster=source_cluster,
         )
         facts.expansions = plan.expansions
+        facts.not_served = plan.not_served
         if plan.refused is not None:
             st.shards = {}
             facts.refused = plan.refused

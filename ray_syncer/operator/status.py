@@ -54,6 +54,7 @@ class SyncerFacts:
     expansions: Sequence[str] = field(default_factory=list)  # "rule -> kinds" lines for globs
     mode: str = "push"
     shard_specs: Mapping[str, ShardSpec] = field(default_factory=dict)  # shard id -> spec
+    not_served: Sequence[str] = ()  # explicit rules the source cluster does not serve
 
 
 def rfc3339(ts: float) -> str:
@@ -166,6 +167,20 @@ def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[di
     synced = [h for h in reported if h.synced and h.shard_id not in failed]
     objects = sum(h.objects for h in reported)
 
+    # An explicit rule naming a kind the source lacks syncs nothing: say so, never "Healthy".
+    not_served = (
+        _cond(
+            "Degraded",
+            "True",
+            "KindNotServed",
+            "; ".join(
+                f"{r} is not served by the source cluster (is its CRD installed?)"
+                for r in facts.not_served
+            ),
+        )
+        if facts.not_served
+        else None
+    )
     if n == 0:
         note = "no resources matched the rules"
         return [
@@ -173,7 +188,7 @@ def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[di
             not_suspended,
             reachable,
             _cond("Synced", "True", "NoShards", note),
-            _cond("Degraded", "False", "NoShards", note),
+            not_served or _cond("Degraded", "False", "NoShards", note),
         ]
 
     if len(running) == n:
@@ -214,6 +229,8 @@ def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[di
         if detail:
             message += f" ({detail[:200]})"
         degraded = _cond("Degraded", "True", reason, message)
+    elif not_served is not None:
+        degraded = not_served
     else:
         degraded = _cond("Degraded", "False", "Healthy", "no shard reports a problem")
     return [ready, not_suspended, reachable, sync, degraded]
