@@ -146,7 +146,7 @@ class Bench:
             await asyncio.get_running_loop().run_in_executor(None, runner.close)
         return health
 
-    async def verify(self, selector: str) -> dict[str, Any]:
+    async def verify(self, selector: str, *, ns_prefix: str = "") -> dict[str, Any]:
         """Destination == source for every object the selector picks (data compared)."""
         src_items, _ = await self.src.list_all(CONFIGMAPS, label_selector=selector, page_size=2000)
         dst_items, _ = await self.dst.list_all(CONFIGMAPS, label_selector=selector, page_size=2000)
@@ -155,6 +155,7 @@ class Bench:
             return {
                 (i["metadata"]["namespace"], i["metadata"]["name"]): (i.get("data") or {})
                 for i in items
+                if i["metadata"]["namespace"].startswith(ns_prefix)
             }
 
         s, d = index(src_items), index(dst_items)
@@ -757,7 +758,7 @@ async def shards(bench: Bench, counts: list[int]) -> dict[str, Any]:
         r.update(status="failed", note=f"benchmarks.shards exited {proc.returncode}: {tail}")
         return r
     points = json.loads(out.read_text())
-    check = await bench.verify(ENGINE_SELECTOR)
+    check = await bench.verify(ENGINE_SELECTOR, ns_prefix="shard-")
     last = points[-1]
     r.update(
         points=points,
