@@ -158,9 +158,12 @@ async def serve(
     on_started: Callable[[Reconciler, Any], None] | None = None,
 ) -> Reconciler:
     """Run the operator until ``stop`` is set; then stop shards (if configured) and return."""
+    from ray_syncer.crd_order import CrdOrderingBackend
     from ray_syncer.kube.client import KubeClient
     from ray_syncer.operator.httpserver import HttpServer
 
+    # CRDs before their objects: custom-resource shards wait for their CRD to be Established.
+    backend = CrdOrderingBackend(backend)
     feed = MetricsFeed()
     client = KubeClient(own_config)
     reconciler = Reconciler(
