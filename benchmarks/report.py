@@ -313,3 +313,10 @@ def plot_all(series: dict[str, Any], *, out: Path, stamp: str, latest: Path | No
 
 def timestamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+
+
+if __name__ == "__main__":  # python -m benchmarks.report <summary.json>: the markdown table
+    import sys
+
+    doc = json.loads(Path(sys.argv[1]).read_text())
+    print(markdown_table(doc["results"]))
