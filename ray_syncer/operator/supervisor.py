@@ -30,7 +30,7 @@ HOST_PREFIX = "host/"
 SUPERVISOR_NAME = "supervisor"
 # shards_per_host == 0 means automatic: dedicated hosts up to this many shards, then packing.
 AUTO_PACK_THRESHOLD = 50
-AUTO_PACK_SIZE = 25
+AUTO_PACK_SIZE = 50
 
 
 @dataclass(frozen=True)
