@@ -38,7 +38,7 @@ class DrError(Exception):
 def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig of the cluster the KRMSyncer lives in")
     parser.add_argument("--context", default=None, help="context in --kubeconfig")
-    parser.add_argument("-n", "--namespace", default=None, help="namespace of the KRMSyncer (default: the context's or 'default')")
+    parser.add_argument("-n", "--namespace", default=None, help="namespace of the KRMSyncer (default: default)")
 
 
 def load_user(kubeconfig: str | None, context: str | None) -> ClusterConfig:
