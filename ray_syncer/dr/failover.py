@@ -83,6 +83,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reverse-kubeconfig", default=None,
                         help="kubeconfig file for reaching the active cluster from the standby; stored in a Secret there")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for catch-up (default 300)")
+    parser.add_argument("--confirm-timeout", type=float, default=60.0,
+                        help="seconds to wait for the operator to confirm the suspension (default 60)")
     parser.add_argument("--emergency", action="store_true", help="the active cluster is unreachable: promote the standby only")
     parser.add_argument("--force", action="store_true", help="proceed even when the standby has not caught up")
     parser.add_argument("--allow-kubeconfig-exec", action="store_true")
@@ -476,7 +478,8 @@ def run(args: argparse.Namespace) -> int:
         plan = Plan(
             namespace=args.namespace, name=args.name, reverse_name=args.reverse_name or args.name,
             reverse_secret=args.reverse_secret, reverse_kubeconfig=reverse_text,
-            timeout_s=args.timeout, force=args.force, allow_exec=args.allow_kubeconfig_exec,
+            timeout_s=args.timeout, confirm_timeout_s=args.confirm_timeout, force=args.force,
+            allow_exec=args.allow_kubeconfig_exec,
         )
         return asyncio.run(run_failover(active=active, standby=standby, plan=plan,
                                         emergency_mode=args.emergency, log=log))

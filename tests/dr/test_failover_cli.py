@@ -1,0 +1,85 @@
+"""``ray-syncer failover`` through the CLI router: argument handling, refusals, emergency promotion."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from ray_syncer.cli import main
+from ray_syncer.fencing import ANN_EPOCH, ANN_LAST_FAILOVER, ANN_REVERSE_OF
+from ray_syncer.operator.reconciler import KRMSYNCER_RES
+from tests.e2e.harness import Clusters, ensure_namespace, krmsyncer, put_secret, put_syncer, unique
+
+
+def rule(ns: str) -> dict[str, object]:
+    return {"group": "", "version": "v1", "kind": "ConfigMap", "namespaces": [ns]}
+
+
+def files(clusters: Clusters, tmp_path: Path) -> tuple[str, str]:
+    a, b = tmp_path / "alpha.yaml", tmp_path / "beta.yaml"
+    a.write_text(clusters.source.kubeconfig)
+    b.write_text(clusters.dest.kubeconfig)
+    return str(a), str(b)
+
+
+async def _setup(clusters: Clusters, home: str, *, standby: bool) -> None:
+    async with clusters.source.client() as ca, clusters.dest.client() as cb:
+        for c in (ca, cb):
+            await ensure_namespace(c, home)
+        await put_secret(ca, home, "to-beta", clusters.dest.kubeconfig)
+        await put_syncer(ca, krmsyncer(home, "app", rules=[rule(home)], secret="to-beta"))
+        if standby:
+            await put_secret(cb, home, "to-alpha", clusters.source.kubeconfig)
+            await put_syncer(cb, krmsyncer(home, "app", rules=[rule(home)], secret="to-alpha", suspend=True))
+
+
+async def _get(clusters: Clusters, home: str, which: str) -> dict[str, object]:
+    cluster = clusters.source if which == "alpha" else clusters.dest
+    async with cluster.client() as c:
+        return await c.get(KRMSYNCER_RES, namespace=home, name="app")
+
+
+def test_refusals_change_nothing(dr_clusters: Clusters, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    home = unique("fcli")
+    asyncio.run(_setup(dr_clusters, home, standby=False))
+    a, b = files(dr_clusters, tmp_path)
+    # No reverse syncer on beta and no way to create one.
+    assert main(["failover", "app", "-n", home, "--kubeconfig", a, "--standby-kubeconfig", b]) == 2
+    assert "--reverse-secret or --reverse-kubeconfig" in capsys.readouterr().out
+    # Emergency while alpha answers.
+    asyncio.run(_setup(dr_clusters, home, standby=True))
+    assert main(["failover", "app", "-n", home, "--emergency", "--kubeconfig", a,
+                 "--standby-kubeconfig", b]) == 2
+    assert "use a planned failover" in capsys.readouterr().out
+    # Nothing was touched: alpha still active, beta still suspended, no markers.
+    x, y = asyncio.run(_get(dr_clusters, home, "alpha")), asyncio.run(_get(dr_clusters, home, "beta"))
+    assert x["spec"].get("suspend") in (None, False)  # type: ignore[union-attr]
+    assert y["spec"]["suspend"] is True  # type: ignore[index]
+    assert ANN_EPOCH not in (y["metadata"].get("annotations") or {})  # type: ignore[union-attr]
+
+
+def test_emergency_promotes_the_standby_with_fencing_markers(
+    dr_clusters: Clusters, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = dr_clusters.source.require_server()
+    home = unique("fcli-e")
+    asyncio.run(_setup(dr_clusters, home, standby=True))
+    a, b = files(dr_clusters, tmp_path)
+    server.faults.outage(True)
+    try:
+        code = main(["failover", "app", "-n", home, "--emergency", "--kubeconfig", a,
+                     "--standby-kubeconfig", b])
+    finally:
+        server.faults.outage(False)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "alpha does not answer" in out and "SplitBrain" in out
+    y = asyncio.run(_get(dr_clusters, home, "beta"))
+    ann = y["metadata"]["annotations"]  # type: ignore[index]
+    assert y["spec"]["suspend"] is False and y["spec"]["conflictPolicy"] == "Adopt"  # type: ignore[index]
+    assert ann[ANN_REVERSE_OF] == f"{home}/app" and int(ann[ANN_EPOCH]) > 0
+    assert json.loads(ann[ANN_LAST_FAILOVER])["kind"] == "emergency"
