@@ -72,7 +72,7 @@ async def test_cr_shard_waits_for_the_crd_then_syncs(
     order_res = await wait_for(lambda: _resolve(ca, group), what="Order served on alpha")
     await ca.create(order_res, {"apiVersion": f"{group}/v1", "kind": "Order",
                                 "metadata": {"name": "o1", "namespace": home}, "spec": {"qty": 3}})
-    rules = [
+    rules: list[dict[str, Any]] = [
         {"group": "apiextensions.k8s.io", "version": "v1", "kind": "CustomResourceDefinition",
          "labelSelector": {"matchLabels": {"sync": home}}},
         {"group": group, "version": "v1", "kind": "Order", "namespaces": [home]},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ async def _setup(clusters: Clusters, home: str, *, standby: bool) -> None:
             await put_syncer(cb, krmsyncer(home, "app", rules=[rule(home)], secret="to-alpha", suspend=True))
 
 
-async def _get(clusters: Clusters, home: str, which: str) -> dict[str, object]:
+async def _get(clusters: Clusters, home: str, which: str) -> dict[str, Any]:
     cluster = clusters.source if which == "alpha" else clusters.dest
     async with cluster.client() as c:
         return await c.get(KRMSYNCER_RES, namespace=home, name="app")
@@ -57,9 +58,9 @@ def test_refusals_change_nothing(dr_clusters: Clusters, tmp_path: Path,
     assert "use a planned failover" in capsys.readouterr().out
     # Nothing was touched: alpha still active, beta still suspended, no markers.
     x, y = asyncio.run(_get(dr_clusters, home, "alpha")), asyncio.run(_get(dr_clusters, home, "beta"))
-    assert x["spec"].get("suspend") in (None, False)  # type: ignore[union-attr]
-    assert y["spec"]["suspend"] is True  # type: ignore[index]
-    assert ANN_EPOCH not in (y["metadata"].get("annotations") or {})  # type: ignore[union-attr]
+    assert x["spec"].get("suspend") in (None, False)
+    assert y["spec"]["suspend"] is True
+    assert ANN_EPOCH not in (y["metadata"].get("annotations") or {})
 
 
 def test_emergency_promotes_the_standby_with_fencing_markers(
@@ -79,7 +80,7 @@ def test_emergency_promotes_the_standby_with_fencing_markers(
     assert code == 0, out
     assert "alpha does not answer" in out and "SplitBrain" in out
     y = asyncio.run(_get(dr_clusters, home, "beta"))
-    ann = y["metadata"]["annotations"]  # type: ignore[index]
-    assert y["spec"]["suspend"] is False and y["spec"]["conflictPolicy"] == "Adopt"  # type: ignore[index]
+    ann = y["metadata"]["annotations"]
+    assert y["spec"]["suspend"] is False and y["spec"]["conflictPolicy"] == "Adopt"
     assert ann[ANN_REVERSE_OF] == f"{home}/app" and int(ann[ANN_EPOCH]) > 0
     assert json.loads(ann[ANN_LAST_FAILOVER])["kind"] == "emergency"
