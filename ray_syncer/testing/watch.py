@@ -110,8 +110,11 @@ async def serve(
                 continue
             wait_for = min(deadline, next_bookmark if bookmarks else deadline) - now
             if not w.pending:
+                # Wake at least every second to notice a client that went away.
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(w.wake.wait(), timeout=max(wait_for, 0))
+                    await asyncio.wait_for(w.wake.wait(), timeout=max(min(wait_for, 1.0), 0))
+            if request.transport is None or request.transport.is_closing():
+                break
             if w.closed or faults.stalled:
                 continue
             lines = w.take()

@@ -72,9 +72,10 @@ class Cluster:
             if token:
                 headers["Authorization"] = f"Bearer {token}"
         else:
-            auth = self.configuration.get_api_key_with_prefix("authorization")
-            if auth:
-                headers["Authorization"] = auth
+            # Whatever the client would send (token, refreshed exec token, ...).
+            for setting in self.configuration.auth_settings().values():
+                if setting.get("in") == "header" and setting.get("value"):
+                    headers[str(setting["key"]).title()] = str(setting["value"])
         if content_type:
             headers["Content-Type"] = content_type
         return headers
@@ -129,7 +130,8 @@ def cluster() -> Iterator[Cluster]:
 def fake(cluster: Cluster) -> Iterator[ThreadedApiServer]:
     """The in-memory server itself; skips on a real cluster (its controls do not exist there)."""
     if cluster.fake is None:
-        pytest.skip("needs the in-memory server's fault/user controls; not available on a real cluster")
+        pytest.skip("needs the in-memory server's own controls (faults, users, TLS variant, bookmark interval); "
+                    "a real cluster has none")
     yield cluster.fake
     cluster.fake.faults.reset()
 

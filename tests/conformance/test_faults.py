@@ -166,3 +166,15 @@ def test_outage_cuts_open_watches(cluster: Cluster, fake: Any, namespace: str) -
     finally:
         resp.release_conn()
         fake.faults.outage(False)
+
+
+def test_server_forgets_watches_of_clients_that_went_away(cluster: Cluster, fake: Any, namespace: str) -> None:
+    resp = _open_watch(cluster, namespace)
+    time.sleep(0.1)
+    open_watches = fake.call(lambda s: len(s.store.watchers()))
+    assert open_watches >= 1
+    resp.close()
+    deadline = time.monotonic() + 5
+    while fake.call(lambda s: len(s.store.watchers())) >= open_watches and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fake.call(lambda s: len(s.store.watchers())) < open_watches
