@@ -34,6 +34,8 @@ from .store import Store
 if TYPE_CHECKING:
     import kubernetes.client
 
+MAX_BODY = 3 * 1024 * 1024
+
 
 class ApiServer:
     """An in-memory kube-apiserver. Create with ``await ApiServer.start(...)``."""
@@ -106,7 +108,13 @@ class ApiServer:
                                 faults=self._faults, server_address=f"{self.host}:{self.port}",
                                 request_log=self.request_log, log_limit=self._request_log_limit)
         self._front.bookmark_interval = self._bookmark_interval
-        self._web = web.Server(self._front.handle, access_log=None)
+        loop = self._loop
+
+        def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+            # kube-apiserver accepts bodies up to 3 MiB; aiohttp's default limit is 1 MiB.
+            return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY)
+
+        self._web = web.Server(self._front.handle, request_factory=make_request, access_log=None)
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._create_namespace(ns)
         self._listener = await self._loop.create_server(self._web, sock=sock, ssl=self._ssl, backlog=1024)

@@ -220,3 +220,16 @@ def test_events_k8s_io_v1_events_can_be_created(cluster: Cluster, namespace: str
         "reason": "Synced", "type": "Normal", "regarding": {"kind": "ConfigMap", "name": "x"},
     })
     assert ev.metadata.uid
+
+
+def test_objects_near_the_one_megabyte_limit_are_accepted(cluster: Cluster, namespace: str) -> None:
+    # etcd's default request limit is 1.5 MiB; a ConfigMap of ~1 MiB must be stored and read back.
+    big = "x" * (1024 * 1024 - 4096)
+    cluster.core.create_namespaced_config_map(namespace, _cm("big", {"blob": big}))
+    assert cluster.core.read_namespaced_config_map("big", namespace).data["blob"] == big
+
+
+def test_configmap_over_one_mebibyte_is_invalid(cluster: Cluster, namespace: str) -> None:
+    r = cluster.raw("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+                    body=_cm("toobig", {"blob": "x" * (1024 * 1024 + 10)}))
+    assert r.status in (413, 422)
