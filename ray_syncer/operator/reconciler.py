@@ -98,6 +98,8 @@ class Settings:
     debounce_s: float = 0.2
     engine_options: Any = None
     watch_crds: bool = True
+    status_min_interval_s: float = 2.0  # per syncer, between two status writes
+    status_volatile_interval_s: float = 30.0  # refresh of lag/last-sync numbers alone
 
 
 @dataclass
@@ -585,7 +587,14 @@ class Reconciler:
         shards = [health[s] for s in facts.expected_shards if s in health]
         new = compute_status(facts, shards, previous=current, now=now)
         await self._events(raw, current, new, st)
-        if not should_write(current, new, last_write=st.last_write, now=now):
+        if not should_write(
+            current,
+            new,
+            last_write=st.last_write,
+            now=now,
+            min_interval_s=self.settings.status_min_interval_s,
+            volatile_interval_s=self.settings.status_volatile_interval_s,
+        ):
             return
         body = {"status": {**{k: None for k in (current or {}) if k not in new}, **new}}
         meta = raw.get("metadata") or {}

@@ -300,15 +300,17 @@ def should_write(
     *,
     last_write: float | None,
     now: float,
+    min_interval_s: float = MIN_WRITE_INTERVAL_S,
+    volatile_interval_s: float = VOLATILE_WRITE_INTERVAL_S,
 ) -> bool:
     """Write on a meaningful change (rate-limited), or refresh volatile numbers now and then."""
-    if last_write is not None and now - last_write < MIN_WRITE_INTERVAL_S:
+    if last_write is not None and now - last_write < min_interval_s:
         return False
     if _stable_view(current) != _stable_view(new):
         return True
     if current == new:
         return False
-    return last_write is None or now - last_write >= VOLATILE_WRITE_INTERVAL_S
+    return last_write is None or now - last_write >= volatile_interval_s
 
 
 def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
