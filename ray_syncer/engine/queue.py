@@ -156,6 +156,9 @@ class KeyedQueue(Generic[K, V]):
                         self._taken_since[key] = since
                     self._processing.add(key)
                     out.append((key, value))
+                if not self._items:
+                    # Dicts never shrink; after a burst, drop the empty high-water tables.
+                    self._items, self._since = {}, {}
                 self._space.set()
                 return out
             self._wake.clear()
@@ -175,6 +178,8 @@ class KeyedQueue(Generic[K, V]):
         """Mark ``key`` processed; a value that arrived meanwhile becomes ready now."""
         self._processing.discard(key)
         self._taken_since.pop(key, None)
+        if not self._processing and self._taken_since:
+            self._taken_since = {}
         if key in self._items and key not in self._delayed:
             self._ready.append(key)
             self._wake.set()
