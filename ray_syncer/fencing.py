@@ -16,7 +16,9 @@ How a reverse syncer is recognised (documented in docs/runbook.md):
   promotion). Only KRMSyncer read access on the destination is needed.
 * **server URL** (fallback for hand-made setups): an active push-mode KRMSyncer
   on the destination whose kubeconfig Secret names our source's API server
-  URL. Needs Secret read access on the destination; skipped when forbidden.
+  URL and whose rules may write what ours read (same group/kind, overlapping
+  namespaces; globs count as overlapping). Needs Secret read access on the
+  destination; skipped when forbidden.
 
 Decision: syncer A is fenced by an active reverse syncer B unless A's epoch is
 newer than B's. After an emergency failover the promoted side carries the
@@ -88,6 +90,43 @@ def is_active(obj: Mapping[str, Any]) -> bool:
     )
 
 
+# (group, kind, namespaces or None for all) of one rule; "*" globs are kept as written.
+RuleKey = tuple[str, str, frozenset[str] | None]
+
+
+def rule_keys(spec: Mapping[str, Any] | None, *, as_writer: bool = False) -> tuple[RuleKey, ...]:
+    """The (group, kind, namespaces) a syncer reads, or with ``as_writer`` the namespaces it writes."""
+    spec = spec or {}
+    target = spec.get("destination") or spec.get("remote") or {}
+    mapped = target.get("namespace") if as_writer else None
+    out: list[RuleKey] = []
+    for r in spec.get("rules") or []:
+        if not isinstance(r, Mapping):
+            continue
+        namespaces = r.get("namespaces") or None
+        ns: frozenset[str] | None = frozenset([mapped]) if mapped else (
+            frozenset(namespaces) if namespaces else None
+        )
+        out.append((str(r.get("group", "")), str(r.get("kind", "")), ns))
+    return tuple(out)
+
+
+def _glob_overlap(a: str, b: str) -> bool:
+    return a == b or "*" in a or "*" in b  # conservative: any glob may overlap
+
+
+def rules_overlap(mine: Iterable[RuleKey], theirs: Iterable[RuleKey]) -> bool:
+    """Could the peer write anything this syncer reads?"""
+    theirs = list(theirs)
+    for g1, k1, n1 in mine:
+        for g2, k2, n2 in theirs:
+            if _glob_overlap(g1, g2) and _glob_overlap(k1, k2) and (
+                n1 is None or n2 is None or n1 & n2
+            ):
+                return True
+    return False
+
+
 @dataclass(frozen=True)
 class Peer:
     """A KRMSyncer found on the destination cluster, as far as fencing cares."""
@@ -98,6 +137,7 @@ class Peer:
     epoch: int
     reverse_of: str | None
     target_server: str | None = None  # its kubeconfig's server, when we could read it
+    writes: tuple[RuleKey, ...] | None = None  # what it writes (None: unknown, assume overlap)
 
 
 @dataclass(frozen=True)
@@ -121,6 +161,7 @@ def peer_from(obj: Mapping[str, Any], *, target_server: str | None = None) -> Pe
         epoch=epoch_of(obj),
         reverse_of=ann.get(ANN_REVERSE_OF),
         target_server=target_server,
+        writes=rule_keys(obj.get("spec"), as_writer=True) if obj.get("spec") else None,
     )
 
 
@@ -132,12 +173,16 @@ def decide(
     peers: Iterable[Peer],
     dest_name: str = "the destination",
     exclude_self: bool = False,
+    my_rules: Iterable[RuleKey] | None = None,
 ) -> FenceDecision:
     """Pure: is the syncer ``me`` (ns/name) fenced by one of the destination's syncers?
 
     ``exclude_self`` is set when the destination is the syncer's own cluster (pull
-    mode), where ``me`` itself is among the peers.
+    mode), where ``me`` itself is among the peers. ``my_rules``: without a failover
+    marker, a peer found by server URL only fences when it may write what we read
+    (two syncers mirroring disjoint namespaces in opposite directions are legitimate).
     """
+    mine = list(my_rules) if my_rules is not None else None
     src = server_key(source_server)
     for p in sorted(peers, key=lambda p: p.key):
         if exclude_self and p.key == me:
@@ -145,7 +190,9 @@ def decide(
         if not p.active or p.mode != "push":
             continue  # a pull-mode syncer on the destination writes into the destination
         by_marker = p.reverse_of == me
-        by_url = bool(src and p.target_server and server_key(p.target_server) == src)
+        by_url = bool(src and p.target_server and server_key(p.target_server) == src) and (
+            mine is None or p.writes is None or rules_overlap(mine, p.writes)
+        )
         if not (by_marker or by_url):
             continue
         if my_epoch > p.epoch:
@@ -187,6 +234,7 @@ async def check_fencing(
     dest_name: str = "the destination",
     exclude_self: bool = False,
     read_secrets: bool = True,
+    my_spec: Mapping[str, Any] | None = None,
 ) -> FenceDecision:
     """Read the destination's KRMSyncers in ``namespace`` and decide.
 
@@ -222,6 +270,7 @@ async def check_fencing(
         peers=peers,
         dest_name=dest_name,
         exclude_self=exclude_self,
+        my_rules=rule_keys(my_spec) if my_spec is not None else None,
     )
 
 

@@ -134,3 +134,27 @@ async def test_check_without_crd_is_clear_and_forbidden_is_unchecked() -> None:
     d = await check_fencing(FakeDest([], list_error=ApiError(403, "Forbidden")), namespace="ns",
                             me="ns/app", my_epoch=0, source_server=None)
     assert not d.fenced and d.reason == "Unchecked" and "krmsyncers" in d.message
+
+
+def test_url_match_needs_overlapping_rules() -> None:
+    from ray_syncer.fencing import rule_keys
+
+    mine = rule_keys({"rules": [{"group": "", "kind": "ConfigMap", "namespaces": ["shop"]}]})
+    same_ns = rule_keys({"rules": [{"group": "", "kind": "ConfigMap", "namespaces": ["shop", "x"]}]}, as_writer=True)
+    other_ns = rule_keys({"rules": [{"group": "", "kind": "ConfigMap", "namespaces": ["billing"]}]}, as_writer=True)
+    mapped_in = rule_keys({"destination": {"namespace": "shop"},
+                           "rules": [{"group": "", "kind": "ConfigMap", "namespaces": ["b"]}]}, as_writer=True)
+    glob = rule_keys({"rules": [{"group": "*", "kind": "*", "version": "*"}]}, as_writer=True)
+    other_kind = rule_keys({"rules": [{"group": "", "kind": "Secret"}]}, as_writer=True)
+    url = "https://a:6443"
+
+    def fenced(writes: tuple[tuple[str, str, frozenset[str] | None], ...]) -> bool:
+        p = Peer(key="ns/back", active=True, mode="push", epoch=0, reverse_of=None,
+                 target_server=url, writes=writes)
+        return decide(me="ns/app", my_epoch=0, source_server=url, peers=[p], my_rules=mine).fenced
+
+    assert fenced(same_ns) and fenced(mapped_in) and fenced(glob)
+    assert not fenced(other_ns) and not fenced(other_kind)
+    # A failover marker is explicit: it fences whatever the rules say.
+    p = Peer(key="ns/back", active=True, mode="push", epoch=0, reverse_of="ns/app", writes=other_ns)
+    assert decide(me="ns/app", my_epoch=0, source_server=None, peers=[p], my_rules=mine).fenced
