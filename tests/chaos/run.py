@@ -37,8 +37,8 @@ from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES
 from tests.badinput.world import install_crd, widget_crd
-from tests.e2e.harness import Cluster, Clusters, operator
 from tests.e2e.conftest import _install_crd
+from tests.e2e.harness import Cluster, Clusters, operator
 
 CM = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, has_status=False)
 NS = ResourceInfo("", "v1", "Namespace", "namespaces", False, has_status=True)
