@@ -72,12 +72,16 @@ async def test_stop_is_clean_and_silent_afterwards(env: Env) -> None:
                   metrics=metrics)
     task = asyncio.ensure_future(shard.run())
     await eventually(lambda: shard.health().in_flight > 0)
+    assert len(env.sc._session.connector._acquired) >= 1  # type: ignore[union-attr]  # the watch
     t0 = time.monotonic()
     await shard.stop()
     await asyncio.wait_for(task, 1)
     assert time.monotonic() - t0 < 2.5  # in-flight writes finished, queued ones abandoned
     assert shard.health().state == ShardState.STOPPED
     assert shard.health().in_flight == 0
+    # Its watch connections are closed (nothing of the shared clients stays checked out).
+    for client in (env.sc, env.dc):
+        assert len(client._session.connector._acquired) == 0  # type: ignore[union-attr]
     count = len([r for r in env.dst.request_log if r.method == "PATCH"])
     await env.cm("prod", "after-stop")
     await asyncio.sleep(0.3)
