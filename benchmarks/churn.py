@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -215,6 +216,8 @@ async def run(args: argparse.Namespace) -> int:
         await dst.close()
         await asyncio.get_running_loop().run_in_executor(None, clusters.stop)
     context["wall_s"] = round(time.monotonic() - started, 1)
+    # Other work on the machine skews every figure; the load before and after says how much.
+    context["machine"]["load_avg_at_end"] = os.getloadavg()
     out: Path = args.out
     report.write_results(
         results, out=out, stamp=stamp, context=context, latest=out / "latest" if latest else None
