@@ -87,16 +87,10 @@ def validate_object(rt: ResourceType, obj: Obj) -> None:
             errs.append({"reason": "FieldValueTooLong", "field": "metadata.annotations",
                          "message": "Too long: must have at most 262144 bytes"})
     if rt.key in (("", "configmaps"), ("", "secrets")):
-        size = 0
         for field in ("data", "binaryData", "stringData"):
             value = obj.get(field)
             if value is not None and not isinstance(value, dict):
                 errs.append(field_invalid(field, value, "must be a map"))
-            elif value:
-                size += sum(len(str(k)) + len(str(v)) for k, v in value.items())
-        if size > 1024 * 1024:
-            errs.append({"reason": "FieldValueTooLong", "field": "[]",
-                         "message": "Too long: must have at most 1048576 bytes"})
     if errs:
         raise invalid(rt.kind, meta.get("name", ""), rt.group, errs)
 

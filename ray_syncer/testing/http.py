@@ -183,7 +183,11 @@ class HttpFront:
             return _json(*api.get(t))
         if verb == "list":
             return _json(*api.list(t, query))
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise StatusError(413, "RequestEntityTooLarge",
+                              f"Request entity too large: limit is {request.client_max_size}") from None
         ua = request.headers.get("User-Agent", "")
         if verb == "patch":
             status, body = api.patch(t, raw, request.headers.get("Content-Type", ""), query, user_agent=ua)

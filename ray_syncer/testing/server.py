@@ -34,7 +34,7 @@ from .store import Store
 if TYPE_CHECKING:
     import kubernetes.client
 
-MAX_BODY = 3 * 1024 * 1024
+MAX_BODY = 1024 * 1024
 
 
 class ApiServer:
@@ -111,7 +111,8 @@ class ApiServer:
         loop = self._loop
 
         def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
-            # kube-apiserver accepts bodies up to 3 MiB; aiohttp's default limit is 1 MiB.
+            # Bodies over 1 MiB get 413 (see docs/test-server.md: kube-apiserver allows 3 MiB, but
+            # refuses ConfigMaps/Secrets over 1 MiB with 422; tests rely on the refusal).
             return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY)
 
         self._web = web.Server(self._front.handle, request_factory=make_request, access_log=None)
