@@ -254,7 +254,11 @@ class Reconciler:
             except asyncio.CancelledError:
                 raise
             except ApiError as exc:
-                if not exc.gone:
+                if exc.not_found:
+                    log.warning(
+                        "%s: not served by the cluster (is its CRD installed?); retrying", res.kind
+                    )
+                elif not exc.gone:
                     log.warning("%s informer: %s %s", res.kind, exc.status, exc.reason)
             except TransportError as exc:
                 log.warning("%s informer: %s", res.kind, exc)
