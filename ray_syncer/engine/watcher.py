@@ -175,8 +175,8 @@ class Watcher:
             if self._metrics:
                 self._metrics.watch_restart("expired")
             self.message = "watch expired (410 Gone); relisting"
-            if self._options.relist_on_410:
-                self._rv = None
+            # Relist and diff (safe); otherwise watch on from "now" (events in the gap are lost).
+            self._rv = None if self._options.relist_on_410 else ""
             return
         if isinstance(exc, ApiError | TransportError):
             self._fail(exc, "error")
@@ -191,7 +191,7 @@ class Watcher:
             self._res,
             namespace=self._namespace,
             label_selector=self._label_selector,
-            resource_version=self._rv,
+            resource_version=self._rv or None,
             allow_bookmarks=True,
             timeout_seconds=self._options.watch_timeout_s,
         )
