@@ -292,6 +292,17 @@ def plot_all(series: dict[str, Any], *, out: Path, stamp: str, latest: Path | No
         for x, y in mem:
             if x:
                 ax.annotate(f"{y * 1024 * 1024 / x:,.0f} B/obj", (x, y), fontsize=8)
+        traced: list[tuple[int, float]] = series.get("memory_traced", [])
+        if traced:
+            ax.plot(
+                [t[0] for t in traced],
+                [t[1] for t in traced],
+                "s--",
+                label="live heap (tracemalloc)",
+            )
+            for x, y in traced:
+                if x:
+                    ax.annotate(f"{y * 1024 * 1024 / x:,.0f} B/obj", (x, y), fontsize=8)
         ax.set_xlabel("tracked objects")
         ax.set_ylabel("MiB above the idle process")
         ax.set_title("Memory vs objects")

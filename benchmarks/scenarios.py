@@ -548,6 +548,14 @@ async def memory(bench: Bench) -> dict[str, Any]:
     lost = 0
     for n in sorted(set(p.memory_objects)):
         if str(n) in points:
+            # RSS from the restart scenario; add the live-heap figure from a traced run.
+            traced = await _traced_point(bench, n) if n <= 20_000 else None
+            if traced:
+                points[str(n)]["traced_bytes_per_object"] = round(traced["current"] / n)
+                points[str(n)]["traced_top"] = traced["top"]
+                bench.series.setdefault("memory_traced", [(0, 0.0)]).append(
+                    (n, traced["current"] / 2**20)
+                )
             continue
         await bench.stop_runner()
         have = len(bench.load.keys)
@@ -571,6 +579,10 @@ async def memory(bench: Bench) -> dict[str, Any]:
         growth = mem["rss_mb"] - base["rss_mb"]
         bench.series.setdefault("memory", [(0, 0.0)]).append((n, growth))
         traced = await _traced_point(bench, n) if n <= 20_000 else None
+        if traced:
+            bench.series.setdefault("memory_traced", [(0, 0.0)]).append(
+                (n, traced["current"] / 2**20)
+            )
         points[str(n)] = {
             "traced_bytes_per_object": round(traced["current"] / n) if traced else None,
             "traced_top": traced["top"] if traced else None,
@@ -594,7 +606,9 @@ async def memory(bench: Bench) -> dict[str, Any]:
         marginal_bytes_per_object=marginal,
         lost_updates=lost,
         peak_rss_mb=max((v.get("peak_rss_mb") or 0) for v in points.values()) or None,
-        note="RSS growth of the syncer process (shard only; servers elsewhere) after sync + gc",
+        traced_bytes_per_object={k: v.get("traced_bytes_per_object") for k, v in points.items()},
+        note="RSS growth of the syncer process (shard only; servers elsewhere) after sync + gc; "
+        "traced = live Python heap allocated by the shard (tracemalloc, separate run)",
     )
     return r
 
