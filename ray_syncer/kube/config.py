@@ -254,6 +254,14 @@ def _select(
         raise KubeconfigError(
             "KubeconfigNoServer", f"cluster {cluster_name!r} server is not an http(s) URL"
         )
+    # user:password@ in the URL is a credential in plain sight: it would be shown wherever the
+    # server is (logs, status), and aiohttp refuses it beside a bearer token. Never echo it.
+    if "@" in server.split("://", 1)[1].split("/", 1)[0]:
+        raise KubeconfigError(
+            "KubeconfigInvalid",
+            f"cluster {cluster_name!r} server URL embeds credentials (user:password@host); "
+            "put them in the user entry (token or client certificate)",
+        )
     user: dict[str, Any] = {}
     if ctx.get("user"):
         user = _named(doc.get("users"), ctx["user"], "user") or {}
