@@ -160,3 +160,24 @@ async def test_operator_restart_over_unchanged_objects_makes_zero_writes(
 async def _synced(op: object) -> bool:
     report = op.reconciler.last_report  # type: ignore[attr-defined]
     return bool(report and report.health and all(h.synced for h in report.health.values()))
+
+
+async def test_crashed_operator_is_replaced_and_reattaches_to_running_shards(
+    clusters: Clusters, src: KubeClient, dst: KubeClient
+) -> None:
+    home = unique("crash")
+    await _setup(clusters, src, dst, home)
+    shard = f"{home}/s/core/ConfigMap/{home}"
+    # The first operator "crashes": it exits without stopping anything.
+    async with operator(clusters, namespace=home, stop_shards_on_exit=False):
+        await put_syncer(src, krmsyncer(home, "s", rules=[cm_rule(home)]))
+        await wait_condition(src, home, "s", "Ready", "True", reason="Running")
+    pid, supervisor = actors.actor_pid(shard), actors.actor_pid("supervisor")
+    await put_cm(src, home, "while-away", {"k": "v"})  # the shard keeps syncing without an operator
+    await wait_for(lambda: _converged(src, dst, home), timeout=15, what="sync with no operator")
+    async with operator(clusters, namespace=home) as op:
+        await wait_for(lambda: _synced(op), timeout=20, what="re-attached")
+        assert actors.actor_pid(shard) == pid and actors.actor_pid("supervisor") == supervisor
+        assert shard_actors(home) == [shard]
+        assert op.reconciler.last_report is not None
+        assert op.reconciler.last_report.actions == []
