@@ -50,11 +50,15 @@ async def test_410_during_a_burst_of_changes_loses_nothing(env: Env) -> None:
             await env.delete(env.sc, CM, "prod", f"c{i}")
         for i in range(20, 25):
             await env.cm("prod", f"c{i}", {"v": "1"})
+        env.src.clear_log()
         env.src.faults.compact()  # those events are gone: resuming gets 410
         env.src.faults.drop_watches()
         env.src.faults.stall_watches(False)
         await eventually(lambda: _equal(env), timeout=10)
         await synced(shard)
+        relists = [r for r in env.src.request_log if r.method == "GET"
+                   and r.path.endswith("/configmaps") and r.query.get("watch") != "true"]
+        assert relists  # the 410 forced a relist, whose diff found the deletes
 
 
 async def test_dropped_watch_during_deletes_finds_the_deletes(env: Env) -> None:
@@ -98,3 +102,22 @@ async def _equal(env: Env) -> bool:
     src = await env.items(env.sc, CM, "prod")
     dst = await env.items(env.dc, CM, "prod")
     return set(src) == set(dst) and all(src[k]["data"] == dst[k]["data"] for k in src)
+
+
+async def test_bookmarks_keep_the_resume_point_fresh(env: Env) -> None:
+    await env.ns("prod", "other")
+    await env.cm("prod", "a")
+    env.src.bookmark_interval = 0.05
+    async with running(env, spec_for(source_namespace="prod")) as shard:
+        await synced(shard)
+        for i in range(5):  # changes outside the shard's scope move the resourceVersion on
+            await env.cm("other", f"x{i}")
+        await asyncio.sleep(0.3)  # a few bookmarks carry the new resourceVersion
+        env.src.clear_log()
+        env.src.faults.compact()
+        env.src.faults.drop_watches()
+        await env.cm("prod", "b")
+        await eventually(lambda: _has(env, "prod/b"))
+        lists = [r for r in env.src.request_log if r.method == "GET"
+                 and r.path.endswith("/configmaps") and r.query.get("watch") != "true"]
+        assert lists == []  # resumed from the bookmark: no 410, no relist
