@@ -44,6 +44,11 @@ async def _serve(args: argparse.Namespace) -> int:
             print(f"in-memory cluster {args.name!r} serving at {server.url}", flush=True)
             print("kubeconfig (save it to a file and point KUBECONFIG at it):", flush=True)
             print(server.kubeconfig(), flush=True)
+        if not args.tls:
+            print("note: kubectl sends bearer tokens only over https; start with --tls to use kubectl",
+                  flush=True)
+        print("kubectl commands that validate client-side need --validate=false (no OpenAPI served)",
+              flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         await stop.wait()
     finally:
