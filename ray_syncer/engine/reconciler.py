@@ -160,6 +160,7 @@ class Reconciler:
             self._queue.forget(key)
             self._ledger.errors.pop(key, None)
             self._ledger.unreachable = False
+            self._ledger.denied = False
         except (ApiError, TransportError) as exc:
             self._failed(key, work, exc)
 

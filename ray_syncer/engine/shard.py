@@ -590,7 +590,8 @@ class Shard:
     # -- periodic ------------------------------------------------------------------
 
     async def _resync_loop(self) -> None:
-        period = self._options.resync_period_s or self.spec.resync_period_s
+        # A zero or tiny period would turn the backstop into a relist loop.
+        period = max(1e-3, self._options.resync_period_s or self.spec.resync_period_s or 600.0)
         jitter = self._options.resync_jitter_fraction
         rng = random.Random()
         while True:
