@@ -104,6 +104,15 @@ KUBECONFIG_CASES: list[tuple[str, Callable[[dict[str, Any]], None] | str, str, s
         "client-certificate-data, client-key-data, token)",
     ),
     ("no-server", _no_server, "KubeconfigNoServer", WHERE + "cluster 'destination' has no server"),
+    (
+        "credentials-in-server-url",
+        lambda d: d["clusters"][0]["cluster"].__setitem__(
+            "server", "http://admin:hunter2@127.0.0.1:6443"
+        ),
+        "KubeconfigInvalid",
+        WHERE + "cluster 'destination' server URL embeds credentials (user:password@host); put "
+        "them in the user entry (token or client certificate)",
+    ),
 ]
 
 
