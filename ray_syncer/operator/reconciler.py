@@ -309,7 +309,9 @@ class Reconciler:
         facts: dict[str, SyncerFacts] = {}
         parsed: dict[str, KRMSyncer | None] = {}
         referenced: set[str] = set()
-        for key, raw in sorted(self.syncers.items()):
+        # A snapshot: informer callbacks may change self.syncers while this pass awaits.
+        syncers = dict(sorted(self.syncers.items()))
+        for key, raw in syncers.items():
             st = self.state.setdefault(key, _SyncerState())
             f, syncer = await self._syncer_facts(key, raw, st, now, referenced)
             facts[key] = f
@@ -317,7 +319,7 @@ class Reconciler:
             desired.update(st.shards)
         self.referenced_secrets = referenced
         for key in list(self.state):
-            if key not in self.syncers:
+            if key not in syncers:
                 del self.state[key]
                 remote = self.remotes.pop(key, None)
                 if remote is not None:
@@ -337,7 +339,7 @@ class Reconciler:
             self.on_report(report)
         for key, f in facts.items():
             f.failed_shards = [s for s in report.failed if s in self.state[key].shards]
-            await self._write_status(key, self.syncers[key], f, report.health, now)
+            await self._write_status(key, syncers[key], f, report.health, now)
         return report
 
     async def _syncer_facts(
