@@ -54,15 +54,18 @@ class Work:
     desired: Desired | None = None
     source_key: str | None = None  # REFETCH/VERIFY: which source object
     dest_obj: dict[str, Any] | None = None  # VERIFY: our copy as the watch saw it
-    force: bool = False  # write even if the held hash matches (drift)
+    # Write even if the held hash matches. On REFETCH it also marks a source-side change
+    # (supersedes pending work) rather than drift.
+    force: bool = False
     seen: float = 0.0  # monotonic time the oldest coalesced change was seen
     watched: bool = False  # came from a watch event (counts for sync latency)
 
 
 def merge_work(old: Work, new: Work) -> Work:
     """Coalesce two pending entries of one key: the newest source truth wins."""
-    if new.op in (REFETCH, VERIFY) and old.op in (APPLY, DELETE):
-        # The pending entry already carries the newest source state; drift just forces it.
+    if new.op in (REFETCH, VERIFY) and not new.force and old.op in (APPLY, DELETE):
+        # Drift: the pending entry already carries the newest source state; drift forces it.
+        # (A forced REFETCH is a source-side change, e.g. a new collision winner: it wins.)
         keep = old
         keep.force = keep.force or old.op == APPLY
     else:
