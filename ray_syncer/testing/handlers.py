@@ -91,6 +91,7 @@ class ObjectApi:
         # Continue tokens issued before this revision are rejected with 410 (compaction).
         self.compacted_at = 0
         self.rng = random.Random()
+        self._list_types: dict[int, tuple[Any, ssa.ListTypes | None]] = {}
 
     # -- helpers -----------------------------------------------------------
     def _versioned(self, rt: ResourceType, obj: Obj) -> Obj:
@@ -160,6 +161,16 @@ class ObjectApi:
             from .errors import invalid
 
             raise invalid(rt.kind, obj["metadata"].get("name", ""), rt.group, errs)
+
+    def _lists(self, rt: ResourceType) -> ssa.ListTypes | None:
+        """Which lists of this kind SSA merges by key (custom resources: from the schema)."""
+        if rt.schema is None:
+            return None
+        cached = self._list_types.get(id(rt.schema))
+        if cached is None or cached[0] is not rt.schema:
+            cached = (rt.schema, ssa.schema_list_types(rt.schema))
+            self._list_types[id(rt.schema)] = cached
+        return cached[1]
 
     # -- reads -------------------------------------------------------------
     def get(self, t: Target) -> tuple[int, Obj]:
@@ -264,7 +275,7 @@ class ObjectApi:
         manager = query.get("fieldManager") or manager_from_agent(user_agent)
         new = self._prepare_new(t, obj, query)
         ssa.record_update(None, new, manager=manager, subresource=None, has_status=rt.has_status,
-                          api_version=rt.api_version, now=self.clock())
+                          api_version=rt.api_version, now=self.clock(), list_types=self._lists(rt))
         return 201, self._create(rt, new, dry_run=query.get("dryRun") == "All")
 
     def _prepare_new(self, t: Target, obj: Obj, query: Query) -> Obj:
@@ -376,7 +387,7 @@ class ObjectApi:
         new["apiVersion"] = old.get("apiVersion", rt.api_version)
         if not applied:
             ssa.record_update(old, new, manager=manager, subresource=t.subresource, has_status=rt.has_status,
-                              api_version=rt.api_version, now=self.clock())
+                              api_version=rt.api_version, now=self.clock(), list_types=self._lists(rt))
         if new == _without_rv(old):
             return self._versioned(rt, old)  # no-op: no write, no new resourceVersion
         if query.get("dryRun") == "All":
@@ -467,7 +478,8 @@ class ObjectApi:
                 raise not_found(rt.plural, t.name or "", rt.group)
             merged = ssa.apply(None, obj, manager=manager, force=force, subresource=None,
                                has_status=rt.has_status, api_version=rt.api_version, now=now,
-                               resource=rt.plural, group=rt.group, name=t.name or "")
+                               resource=rt.plural, group=rt.group, name=t.name or "",
+                               list_types=self._lists(rt))
             merged["apiVersion"], merged["kind"] = rt.api_version, rt.kind
             merged["metadata"]["name"] = t.name
             if rt.namespaced:
@@ -480,7 +492,8 @@ class ObjectApi:
         self._preconditions(rt, old, obj["metadata"])
         merged = ssa.apply(self._versioned(rt, old), obj, manager=manager, force=force,
                            subresource=t.subresource, has_status=rt.has_status, api_version=rt.api_version,
-                           now=now, resource=rt.plural, group=rt.group, name=t.name or "")
+                           now=now, resource=rt.plural, group=rt.group, name=t.name or "",
+                           list_types=self._lists(rt))
         return 200, self._update(t, old, merged, manager=manager, query=query, applied=True)
 
     # -- delete --------------------------------------------------------------

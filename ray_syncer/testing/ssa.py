@@ -1,9 +1,11 @@
 """Server-side apply and ``metadata.managedFields`` bookkeeping.
 
 Ownership is tracked per field-manager entry (manager, operation, subresource)
-as a set of leaf paths. Maps are owned key by key; lists and scalars are
-leaves (every list is treated as ``atomic``: a simplification documented in
-docs/test-server.md). The rules implemented are the documented ones:
+as a set of leaf paths. Maps are owned key by key; lists of custom resources
+follow their schema (``x-kubernetes-list-type: map`` entries by key, ``set``
+values one by one); every other list is ``atomic``, a leaf (a simplification
+for built-in kinds documented in docs/test-server.md). The rules implemented
+are the documented ones:
 
 * an apply takes ownership of every field in its configuration;
 * a field another manager owns with a *different* value is a conflict
@@ -20,6 +22,7 @@ rendered in the FieldsV1 format (``{"f:spec": {"f:replicas": {}}}``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -35,35 +38,99 @@ IGNORED_META = frozenset({
 })
 
 
-def _walk(value: Any, prefix: Path, out: dict[Path, Any]) -> None:
+# Path elements naming a list entry rather than a map key start with NUL, so no map key can
+# be mistaken for one: "\x00k:{json keys}" (x-kubernetes-list-type: map) and "\x00v:json" (set).
+ENTRY = "\x00"
+ListTypes = Callable[[Path], "tuple[str, tuple[str, ...]] | None"]
+
+
+def entry_key(item: dict[str, Any], keys: tuple[str, ...]) -> str:
+    return ENTRY + "k:" + orjson.dumps({k: item[k] for k in keys}, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _list_spec(lt: ListTypes | None, spath: Path, value: list[Any]) -> tuple[str, tuple[str, ...]] | None:
+    """How this list is owned: ("map", keys), ("set", ()) or None (atomic)."""
+    spec = lt(spath) if lt is not None and value else None
+    if spec is None:
+        return None
+    kind, keys = spec
+    if kind == "map" and keys and all(isinstance(i, dict) and all(k in i for k in keys) for i in value):
+        return spec
+    if kind == "set" and all(not isinstance(i, (dict, list)) for i in value):
+        return spec
+    return None
+
+
+def _walk(value: Any, prefix: Path, spath: Path, out: dict[Path, Any], lt: ListTypes | None) -> None:
     if isinstance(value, dict) and value:
         for k, v in value.items():
-            _walk(v, (*prefix, k), out)
-    else:
-        out[prefix] = value
+            _walk(v, (*prefix, k), (*spath, k), out, lt)
+        return
+    if isinstance(value, list):
+        spec = _list_spec(lt, spath, value)
+        if spec is not None:
+            if spec[0] == "map":
+                for item in value:
+                    _walk(item, (*prefix, entry_key(item, spec[1])), (*spath, "[]"), out, lt)
+            else:
+                for item in value:
+                    path = (*prefix, ENTRY + "v:" + orjson.dumps(item).decode())
+                    out[path] = item
+            return
+    out[prefix] = value
 
 
-def flatten(obj: Obj | None, *, subresource: str | None, has_status: bool) -> dict[Path, Any]:
+def flatten(obj: Obj | None, *, subresource: str | None, has_status: bool,
+            list_types: ListTypes | None = None) -> dict[Path, Any]:
     """Leaf path -> value for the part of ``obj`` this (sub)resource write may own."""
     out: dict[Path, Any] = {}
     if not obj:
         return out
+    lt = list_types
     for k, v in obj.items():
         if k in ("apiVersion", "kind"):
             continue
         if subresource == "status":
             if k == "status":
-                _walk(v, (k,), out)
+                _walk(v, (k,), (k,), out, lt)
             continue
         if k == "status" and has_status:
             continue
         if k == "metadata" and isinstance(v, dict):
             for mk, mv in v.items():
                 if mk not in IGNORED_META:
-                    _walk(mv, ("metadata", mk), out)
+                    _walk(mv, ("metadata", mk), ("metadata", mk), out, None)
             continue
-        _walk(v, (k,), out)
+        _walk(v, (k,), (k,), out, lt)
     return out
+
+
+def schema_list_types(schema: Obj | None) -> ListTypes | None:
+    """The list ownership a structural schema declares (x-kubernetes-list-type / -list-map-keys)."""
+    if not schema:
+        return None
+
+    def lookup(spath: Path) -> tuple[str, tuple[str, ...]] | None:
+        node: Any = schema
+        for part in spath:
+            if not isinstance(node, dict):
+                return None
+            if part == "[]":
+                node = node.get("items")
+            else:
+                props = node.get("properties") or {}
+                extra = node.get("additionalProperties")
+                node = props.get(part) if part in props else (extra if isinstance(extra, dict) else None)
+        if not isinstance(node, dict):
+            return None
+        kind = node.get("x-kubernetes-list-type")
+        if kind == "map":
+            return ("map", tuple(node.get("x-kubernetes-list-map-keys") or ()))
+        if kind == "set":
+            return ("set", ())
+        return None
+
+    return lookup
 
 
 def to_fields(paths: set[Path]) -> dict[str, Any]:
@@ -71,7 +138,7 @@ def to_fields(paths: set[Path]) -> dict[str, Any]:
     for path in sorted(paths):
         node = tree
         for part in path:
-            node = node.setdefault(f"f:{part}", {})
+            node = node.setdefault(part[1:] if part.startswith(ENTRY) else f"f:{part}", {})
     return tree
 
 
@@ -82,7 +149,7 @@ def from_fields(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
             if prefix:
                 out.add(prefix)
             continue
-        part = k[2:] if k.startswith("f:") else k
+        part = k[2:] if k.startswith("f:") else (ENTRY + k if k[:2] in ("k:", "v:", "i:") else k)
         if isinstance(v, dict) and v:
             out |= from_fields(v, (*prefix, part))
         else:
@@ -136,36 +203,104 @@ def render(entries: list[Entry]) -> list[Obj]:
 
 
 def dotted(path: Path) -> str:
-    return "." + ".".join(path)
+    return "".join(f"[{p[3:]}]" if p.startswith(ENTRY + "k:") else
+                   (f"[={p[3:]}]" if p.startswith(ENTRY) else f".{p}") for p in path)
 
 
-def _deep_merge(target: Obj, patch: Obj) -> None:
+def _clone(v: Any) -> Any:
+    return orjson.loads(orjson.dumps(v)) if isinstance(v, (dict, list)) else v
+
+
+def _deep_merge(target: Obj, patch: Obj, spath: Path = (), lt: ListTypes | None = None) -> None:
     for k, v in patch.items():
         if v is None:
             target.pop(k, None)
         elif isinstance(v, dict) and isinstance(target.get(k), dict):
-            _deep_merge(target[k], v)
+            _deep_merge(target[k], v, (*spath, k), lt)
+        elif isinstance(v, list) and isinstance(target.get(k), list):
+            spec = _list_spec(lt, (*spath, k), v)
+            current = target[k]
+            if spec is not None and _list_spec(lt, (*spath, k), current) == spec:
+                target[k] = _merge_list(current, v, spec, (*spath, k, "[]"), lt)
+            else:
+                target[k] = _clone(v)
         else:
-            target[k] = orjson.loads(orjson.dumps(v)) if isinstance(v, (dict, list)) else v
+            target[k] = _clone(v)
+
+
+def _merge_list(current: list[Any], applied: list[Any], spec: tuple[str, tuple[str, ...]],
+                spath: Path, lt: ListTypes | None) -> list[Any]:
+    out = list(current)
+    if spec[0] == "set":
+        return out + [_clone(i) for i in applied if i not in out]
+    keys = spec[1]
+    index = {entry_key(item, keys): i for i, item in enumerate(out)}
+    for item in applied:
+        at = index.get(entry_key(item, keys))
+        if at is None:
+            out.append(_clone(item))
+        else:
+            merged = _clone(out[at])
+            _deep_merge(merged, item, spath, lt)
+            out[at] = merged
+    return out
+
+
+def _key_fields(element: str) -> set[str]:
+    """The key field names of a map-list entry element ("\\x00k:{...}"), else empty."""
+    return set(orjson.loads(element[3:])) if element.startswith(ENTRY + "k:") else set()
+
+
+def is_key_leaf(path: Path) -> bool:
+    return len(path) > 1 and path[-1] in _key_fields(path[-2])
 
 
 def remove_path(obj: Obj, path: Path) -> None:
-    """Remove a leaf and the maps it leaves empty (never a top-level field itself)."""
-    chain: list[tuple[Obj, str]] = []
+    """Remove a leaf, then the maps and list entries it leaves empty (never a top-level field).
+
+    A key field of a map-list entry stays while the entry has other fields; callers remove
+    key-field leaves after the others (see :func:`is_key_leaf`).
+    """
+    chain: list[tuple[Any, Any]] = []  # (container, key or index) down to the leaf's parent
     node: Any = obj
     for part in path[:-1]:
-        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+        if part.startswith(ENTRY):
+            if not isinstance(node, list):
+                return
+            keys = tuple(sorted(_key_fields(part)))
+            at = next((i for i, item in enumerate(node)
+                       if isinstance(item, dict) and all(k in item for k in keys)
+                       and entry_key(item, keys) == part), None)
+            if at is None:
+                return
+            chain.append((node, at))
+            node = node[at]
+        else:
+            if not isinstance(node, dict) or not isinstance(node.get(part), (dict, list)):
+                return
+            chain.append((node, part))
+            node = node[part]
+    last = path[-1]
+    if last.startswith(ENTRY):
+        if isinstance(node, list):
+            if last.startswith(ENTRY + "v:"):
+                value = orjson.loads(last[3:])
+                if value in node:
+                    node.remove(value)
+            else:
+                entry_keys = tuple(sorted(_key_fields(last)))
+                node[:] = [i for i in node if not (isinstance(i, dict) and all(k in i for k in entry_keys)
+                                                   and entry_key(i, entry_keys) == last)]
+    elif isinstance(node, dict):
+        key_names = _key_fields(path[-2]) if len(path) > 1 else set()
+        if last in key_names and set(node) - key_names:
             return
-        chain.append((node, part))
-        node = node[part]
-    if isinstance(node, dict):
-        node.pop(path[-1], None)
+        node.pop(last, None)
     while len(chain) > 1:
         parent, key = chain.pop()
-        if parent[key] == {}:
-            del parent[key]
-        else:
+        if parent[key] != {}:
             break
+        parent.pop(key) if isinstance(parent, list) else parent.__delitem__(key)
 
 
 def _scoped(applied: Obj, *, subresource: str | None, has_status: bool) -> Obj:
@@ -193,12 +328,14 @@ def apply(
     resource: str,
     group: str,
     name: str,
+    list_types: ListTypes | None = None,
 ) -> Obj:
     """The object after ``manager`` applies ``applied`` over ``live`` (a new dict)."""
-    applied_flat = flatten(applied, subresource=subresource, has_status=has_status)
+    lt = list_types
+    applied_flat = flatten(applied, subresource=subresource, has_status=has_status, list_types=lt)
     nulls = {p for p, v in applied_flat.items() if v is None}
     owned = set(applied_flat) - nulls
-    live_flat = flatten(live, subresource=subresource, has_status=has_status)
+    live_flat = flatten(live, subresource=subresource, has_status=has_status, list_types=lt)
     entries = parse(live)
     ident = (manager, "Apply", subresource)
     mine = next((e for e in entries if e.ident == ident), None)
@@ -224,13 +361,14 @@ def apply(
         e.paths.discard(p)
 
     merged: Obj = orjson.loads(orjson.dumps(live)) if live else {}
-    _deep_merge(merged, _scoped(applied, subresource=subresource, has_status=has_status))
+    _deep_merge(merged, _scoped(applied, subresource=subresource, has_status=has_status), (), lt)
     others: set[Path] = set()
     for e in entries:
         if e is not mine:
             others |= e.paths
     previous = mine.paths if mine else set()
-    for p in sorted((previous - owned - others) | nulls, key=len, reverse=True):
+    # Deepest first, and key fields of list entries after the entries' other fields.
+    for p in sorted((previous - owned - others) | nulls, key=lambda p: (is_key_leaf(p), -len(p))):
         remove_path(merged, p)
 
     if mine is None:
@@ -261,10 +399,11 @@ def record_update(
     has_status: bool,
     api_version: str,
     now: str,
+    list_types: ListTypes | None = None,
 ) -> None:
     """Give ``manager`` (operation Update) the fields this write changed; sets new's managedFields."""
-    old_flat = flatten(old, subresource=subresource, has_status=has_status)
-    new_flat = flatten(new, subresource=subresource, has_status=has_status)
+    old_flat = flatten(old, subresource=subresource, has_status=has_status, list_types=list_types)
+    new_flat = flatten(new, subresource=subresource, has_status=has_status, list_types=list_types)
     changed = {p for p, v in new_flat.items() if old_flat.get(p, _MISSING) != v}
     removed = set(old_flat) - set(new_flat)
     entries = parse(old)
