@@ -248,6 +248,11 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
                 raise
             return str((obj.get("data") or {}).get("key"))
 
+        async def show_dest() -> None:
+            value = await dest_value()
+            shown = f"data: key={value}" if value is not None else "NotFound"
+            console.print(f"    [dim]destination: configmap/{CM_NAME} -> {shown}[/dim]")
+
         async def equals(value: str | None) -> bool:
             return await dest_value() == value
 
@@ -265,6 +270,7 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
             f"   ...{CM_NAME} appears in the destination with key=value1",
             lambda: _poll(lambda: equals("value1")),
         )
+        await show_dest()
 
         async def update() -> None:
             await source.patch(
@@ -275,11 +281,13 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
         await w.step(
             "   ...the change shows in the destination", lambda: _poll(lambda: equals("value2"))
         )
+        await show_dest()
         await w.step(
             f"kubectl delete configmap {CM_NAME}   (source)",
             lambda: source.delete(cm_res, namespace=namespace, name=CM_NAME),
         )
         await w.step("   ...it is gone from the destination", lambda: _poll(lambda: equals(None)))
+        await show_dest()
 
         reconciler: Reconciler = holder["reconciler"]
         http = holder["http"]
