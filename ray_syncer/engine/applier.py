@@ -16,8 +16,20 @@ from enum import Enum
 from typing import Any
 
 from ray_syncer.engine.ratelimit import TokenBucket
-from ray_syncer.engine.transform import MANAGED_BY_LABEL, Desired, status_body
+from ray_syncer.engine.transform import (
+    ANN_CONTENT_HASH,
+    MANAGED_BY_LABEL,
+    Desired,
+    status_body,
+)
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+
+
+def provisional(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a content hash that matches nothing (0): "not fully written yet"."""
+    meta = dict(body["metadata"])
+    meta["annotations"] = {**meta.get("annotations", {}), ANN_CONTENT_HASH: "0" * 16}
+    return {**body, "metadata": meta}
 
 
 class Failure(Enum):
@@ -79,22 +91,32 @@ class Applier:
                 return None
             raise
 
-    async def apply(self, desired: Desired) -> dict[str, Any]:
-        """Apply the object (and its status through /status); returns the final object."""
+    async def apply(self, desired: Desired, *, exists: bool = True) -> dict[str, Any]:
+        """Apply the object (and its status through /status); returns the final object.
+
+        The content-hash annotation is what a restart trusts, so it is written last:
+        with a status to write, an existing object gets its status first and then the
+        main body; a new one is created with a provisional hash, then gets its status,
+        then the real hash. A failure anywhere leaves a hash that does not match, so
+        the write is retried rather than skipped as a no-op.
+        """
+        if desired.status is None:
+            return await self._main(desired.body)
+        if not exists:
+            await self._main(provisional(desired.body))
         await self._take()
-        out = await self._dest.apply(
-            self._res, desired.body, field_manager=self._field_manager, force=True
+        await self._dest.apply(
+            self._res,
+            status_body(desired),
+            field_manager=self._field_manager,
+            force=True,
+            subresource="status",
         )
-        if desired.status is not None:
-            await self._take()
-            out = await self._dest.apply(
-                self._res,
-                status_body(desired),
-                field_manager=self._field_manager,
-                force=True,
-                subresource="status",
-            )
-        return out
+        return await self._main(desired.body)
+
+    async def _main(self, body: dict[str, Any]) -> dict[str, Any]:
+        await self._take()
+        return await self._dest.apply(self._res, body, field_manager=self._field_manager, force=True)
 
     async def delete(self, *, namespace: str | None, name: str, uid: str) -> str:
         """Delete with a uid precondition: ``deleted``, ``absent``, or ``replaced`` (uid differs)."""

@@ -230,7 +230,7 @@ class Reconciler:
             self._noop(key)
             return
         try:
-            out = await self._applier.apply(desired)
+            out = await self._applier.apply(desired, exists=existed)
         except ApiError as exc:
             if classify(exc) is not Failure.IMMUTABLE or self._spec.immutable_policy != "Recreate":
                 raise
@@ -261,7 +261,7 @@ class Reconciler:
             # Someone else's object now: re-evaluate ownership from scratch.
             self._queue.put_nowait(key, Work(APPLY, desired=desired, seen=self._clock.monotonic()))
             return None
-        return await self._applier.apply(desired)
+        return await self._applier.apply(desired, exists=False)
 
     async def _delete(self, key: str) -> None:
         self._ledger.conflicts.pop(key, None)

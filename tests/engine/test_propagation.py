@@ -75,6 +75,28 @@ async def test_custom_resource_with_status_is_synced_through_status_subresource(
         await eventually(lambda: _field(env, WIDGET, "prod/w", "status", {"phase": "Degraded"}))
 
 
+async def test_failed_status_write_is_retried_even_across_a_restart(env: Env) -> None:
+    await env.crd()
+    await env.ns("prod")
+    await env.put(env.sc, WIDGET, {"metadata": {"name": "w", "namespace": "prod"},
+                                   "spec": {"size": 3}})
+    await env.sc.apply(WIDGET, {"apiVersion": "example.com/v1", "kind": "Widget",
+                                "metadata": {"name": "w", "namespace": "prod"},
+                                "status": {"phase": "Ready"}},
+                       field_manager="ctl", subresource="status")
+    env.dst.faults.error_rate, env.dst.faults.error_codes = 1.0, [500]
+    env.dst.faults.match = lambda method, path: path.endswith("/status")
+    async with running(env, spec_for("Widget", sync_status=True)) as shard:
+        await eventually(lambda: shard.health().errors == 1)
+        got = (await env.items(env.dc, WIDGET, "prod"))["prod/w"]
+        assert got["spec"] == {"size": 3} and "status" not in got
+    env.dst.faults.reset()
+    async with running(env, spec_for("Widget", sync_status=True)) as shard:
+        await synced(shard)
+        got = (await env.items(env.dc, WIDGET, "prod"))["prod/w"]
+        assert got["status"] == {"phase": "Ready"}
+
+
 async def test_status_is_not_synced_without_sync_status(env: Env) -> None:
     await env.crd()
     await env.ns("prod")
