@@ -164,6 +164,8 @@ class ObjectApi:
 
     def _lists(self, rt: ResourceType) -> ssa.ListTypes | None:
         """Which lists of this kind SSA merges by key (custom resources: from the schema)."""
+        if rt.builtin:
+            return ssa.builtin_list_types
         if rt.schema is None:
             return None
         cached = self._list_types.get(id(rt.schema))

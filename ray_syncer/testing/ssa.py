@@ -3,9 +3,10 @@
 Ownership is tracked per field-manager entry (manager, operation, subresource)
 as a set of leaf paths. Maps are owned key by key; lists of custom resources
 follow their schema (``x-kubernetes-list-type: map`` entries by key, ``set``
-values one by one); every other list is ``atomic``, a leaf (a simplification
-for built-in kinds documented in docs/test-server.md). The rules implemented
-are the documented ones:
+values one by one), built-in kinds merge a few common lists by key
+(:data:`BUILTIN_MAP_LISTS`); every other list is ``atomic``, a leaf (a
+simplification documented in docs/test-server.md). The rules implemented are
+the documented ones:
 
 * an apply takes ownership of every field in its configuration;
 * a field another manager owns with a *different* value is a conflict
@@ -103,6 +104,24 @@ def flatten(obj: Obj | None, *, subresource: str | None, has_status: bool,
             continue
         _walk(v, (k,), (k,), out, lt)
     return out
+
+
+# Built-in lists that kube-apiserver's SSA merges by key (their Go types say listType=map),
+# by field name. Lists with defaulted key fields (ports: containerPort+protocol) stay atomic.
+BUILTIN_MAP_LISTS: dict[str, tuple[str, ...]] = {
+    "containers": ("name",),
+    "initContainers": ("name",),
+    "ephemeralContainers": ("name",),
+    "env": ("name",),
+    "volumes": ("name",),
+    "volumeMounts": ("mountPath",),
+    "conditions": ("type",),
+}
+
+
+def builtin_list_types(spath: Path) -> tuple[str, tuple[str, ...]] | None:
+    keys = BUILTIN_MAP_LISTS.get(spath[-1]) if spath else None
+    return ("map", keys) if keys else None
 
 
 def schema_list_types(schema: Obj | None) -> ListTypes | None:

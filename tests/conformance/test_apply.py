@@ -148,3 +148,29 @@ def test_apply_through_the_python_client(cluster: Cluster, namespace: str) -> No
             "data": {"a": "1"}}
     out = d.server_side_apply(body=body, name="dyn", namespace=namespace, field_manager="dyn-mgr")
     assert out.data.a == "1"
+
+
+def _deployment(name: str, containers: list[dict]) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}}}}
+
+
+def _apply_deployment(cluster: Cluster, namespace: str, body: dict, manager: str) -> Response:
+    return cluster.raw("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{body['metadata']['name']}"
+                       f"?fieldManager={manager}", body=body, content_type=APPLY)
+
+
+def test_containers_are_merged_by_name_between_managers(cluster: Cluster, namespace: str) -> None:
+    # PodSpec.containers is a list-map keyed by name: a second manager's sidecar is kept.
+    r = _apply_deployment(cluster, namespace, _deployment("dep", [{"name": "app", "image": "app:1"}]), "owner")
+    assert r.status == 201, r.body
+    sidecar = _deployment("dep", [{"name": "sidecar", "image": "side:1"}])
+    del sidecar["spec"]["selector"]
+    r = _apply_deployment(cluster, namespace, sidecar, "injector")
+    assert r.status == 200, r.body
+    names = [c["name"] for c in r.json()["spec"]["template"]["spec"]["containers"]]
+    assert sorted(names) == ["app", "sidecar"]
+    r = _apply_deployment(cluster, namespace, _deployment("dep", [{"name": "app", "image": "app:2"}]), "owner")
+    images = {c["name"]: c["image"] for c in r.json()["spec"]["template"]["spec"]["containers"]}
+    assert images == {"app": "app:2", "sidecar": "side:1"}
