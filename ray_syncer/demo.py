@@ -336,7 +336,8 @@ async def _keep_running(console: Console, src: Any, dst: Any, metrics_port: int)
         "  kubectl --context destination get configmaps\n"
         "  kubectl --context source get krmsyncers -A\n"
         f"Metrics: http://127.0.0.1:{metrics_port}/metrics   Ray dashboard: http://127.0.0.1:8265\n"
-        "Press Ctrl-C to stop (destination data is kept until the servers exit)."
+        "Press Ctrl-C to stop (destination data is kept until the servers exit).",
+        soft_wrap=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
