@@ -11,7 +11,8 @@ namespaces and of a custom resource with status), all of these happen:
   (forced 410 Gone) every ~5 s;
 * a shard actor killed every ~10 s (every ~5 s in the short form), the
   supervisor actor killed once;
-* a destination outage (30 s long form; 5 s short form);
+* a destination outage (30 s long form; 5 s short form), and a second one over
+  the last 3 s of churn, so changes are still pending when faults stop;
 * the kubeconfig Secret rotated to a new token once;
 * the KRMSyncer edited: a rule added, later removed;
 * pre-existing *unowned* destination objects with the names of some source
@@ -146,6 +147,7 @@ class ChaosRun:
         self.managed_by = managed_by_value(HOME, SYNCER)
         self.faulting = True
         self.conflicts_missing: list[str] = []
+        self.quiet_writes: list[str] = []
 
     async def close(self) -> None:
         await self.src.close()
@@ -298,11 +300,11 @@ class ChaosRun:
             await result
         self.figures.fault(name)
 
-    async def outage(self, at: float) -> None:
+    async def outage(self, at: float, seconds: float) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         await asyncio.to_thread(self.dst_server.faults.outage, True)
         self.figures.fault("dest_outage")
-        await asyncio.sleep(self.profile.outage_s)
+        await asyncio.sleep(seconds)
         await asyncio.to_thread(self.dst_server.faults.outage, False)
 
     async def edit_rules(self, add_at: float, remove_at: float) -> None:
@@ -329,7 +331,10 @@ class ChaosRun:
             self.every(p.kill_every_s, until, self._kill_shard, "shard_actor_kill"),
             self.once(start + p.duration_s * 0.3,
                       lambda: actors.kill_actor("supervisor", restart=True), "supervisor_kill"),
-            self.outage(start + p.duration_s * 0.2),
+            self.outage(start + p.duration_s * 0.2, p.outage_s),
+            # The last changes are made while the destination is down again: after the faults
+            # stop they are still pending, so "time to converge" measures a real recovery.
+            self.outage(until - 3.0, 3.0),
             self.once(start + p.duration_s * 0.5,
                       lambda: self._put_secret(self._token()), "secret_rotated"),
             self.edit_rules(start + p.duration_s * 0.25, start + p.duration_s * 0.6),
@@ -465,6 +470,15 @@ async def run_chaos(*, seed: int, profile: Profile, src: Any, dst: Any) -> Chaos
         await run.converge(timeout=30)
         await run.chaos()
         run.figures.converge_s = await run.converge(timeout=10)
+        # No-op is free (§4.4): once converged and quiet, the destination sees no writes.
+        await asyncio.sleep(1.0)
+        quiet_from = time.time()
+        await asyncio.sleep(3.0)
+        run.quiet_writes = [
+            f"{r.method} {r.path} -> {r.status}"
+            for r in list(run.dst_server.request_log)
+            if r.time >= quiet_from and r.method in ("POST", "PUT", "PATCH", "DELETE")
+        ]
         # Status is rate-limited (one write per 2 s per syncer): give it a moment.
         run.conflicts_missing = await run.wait_conflicts(timeout=10)
         for res, nss in ((CM, DATA_NS), (WIDGET, WIDGET_NS)):

@@ -7,6 +7,7 @@ Checks after faults stop (DESIGN §4):
   DELETE the destination executed must follow a source delete of that object (a delete
   followed by a re-create still counts as wrong);
 * the KRMSyncer status names the conflicts;
+* once converged, 3 quiet seconds cost zero destination writes (no-op is free);
 * no token in the operator's logs or the Ray worker logs.
 """
 
@@ -33,6 +34,7 @@ async def _check(run: ChaosRun, caplog: pytest.LogCaptureFixture, started: float
     assert await run.unowned_touched() == []
     assert run.wrong_deletes() == []
     assert run.conflicts_missing == []
+    assert run.quiet_writes == []
     assert run.figures.updates > 0 and run.figures.deletes > 0
     for token in run.tokens:
         assert token not in caplog.text
