@@ -25,6 +25,9 @@ from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.kube.client import ResourceInfo
 from ray_syncer.operator.status import Problem
 
+# Shards one KRMSyncer may ask for (each is a Ray actor unless packed); status lists as many.
+MAX_SHARDS_PER_SYNCER = 1000
+
 
 @dataclass(frozen=True)
 class Tenancy:
@@ -133,6 +136,15 @@ def plan_syncer(
                     continue
                 seen[shard.shard_id] = index
                 out.shards.append(shard)
+    if len(out.shards) > MAX_SHARDS_PER_SYNCER:
+        # 100 rules x 256 namespaces would be 25,600 shards (Ray actors by default): refuse.
+        out.refused = Problem(
+            "TooManyShards",
+            f"the rules expand to {len(out.shards)} shards (one per kind and listed namespace); "
+            f"a KRMSyncer may have at most {MAX_SHARDS_PER_SYNCER}: list fewer namespaces, omit "
+            "namespaces to sync all of them with one shard per kind, or split the KRMSyncer",
+        )
+        out.shards = []
     return out
 
 
