@@ -294,3 +294,23 @@ async def test_suspended_means_silent_then_resumes(world: World, src: KubeClient
     obj["spec"]["suspend"] = False
     await src.request("PUT", KRMSYNCER_RES.path(namespace=ns, name="quiet"), body=obj)
     await wait_for(lambda: get_or_none(dst, CM, ns, "c1"), what="synced after resume")
+
+
+async def test_rules_expanding_to_too_many_shards_are_refused(
+    world: World, src: KubeClient, dst: KubeClient
+) -> None:
+    # Within every model limit (5 rules x 256 namespaces), yet 1,280 shards: refused, not spawned.
+    ns = await _home(world, src, dst)
+    rules = [
+        cm_rule(*[f"t{r}-{i}" for i in range(256)]) for r in range(5)
+    ]
+    await put_syncer(src, syncer_obj(ns, "bad", {"rules": rules, "destination": dest_ref()}))
+    ready = await wait_condition(src, ns, "bad", "Ready", "False", "TooManyShards")
+    assert ready["message"] == (
+        "the rules expand to 1280 shards (one per kind and listed namespace); a KRMSyncer may "
+        "have at most 1000: list fewer namespaces, omit namespaces to sync all of them with one "
+        "shard per kind, or split the KRMSyncer"
+    )
+    await wait_warning(src, ns, "bad", "TooManyShards")
+    assert not [s for s in world.op.running_shards() if s.startswith(f"{ns}/")]
+    await canary_alive(world)
