@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,8 +48,16 @@ STRATEGIC = "application/strategic-merge-patch+json"
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_clock_cache: list[Any] = [0, ""]
+
+
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 seconds, as Kubernetes timestamps are; formatted once per second (hot path)."""
+    now = int(time.time())
+    if now != _clock_cache[0]:
+        _clock_cache[0] = now
+        _clock_cache[1] = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(_clock_cache[1])
 
 
 @dataclass
