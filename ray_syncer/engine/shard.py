@@ -115,6 +115,8 @@ class Shard:
         self._listed: set[str] | None = None
         # Namespace mapping of all source namespaces: dest key -> sorted claiming namespaces.
         self._claims: dict[str, list[str]] | None = None
+        self._claims_before: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
+        self._deferred: dict[str, str] = {}  # dest key -> namespace whose win waits for list end
         self._dest_snapshot: Holdings | None = None
         # Destination events that arrived while their key was being written.
         self._dest_stash: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -435,6 +437,13 @@ class Shard:
                 self._listed.add(dkey)
             if claim[0] != src_ns:
                 return  # a collision loser: the smallest source namespace wins, always
+            if self._listed is not None and self._claims_before is not None:
+                before = self._claims_before[0].get(dkey)
+                if before and before[0] < src_ns:
+                    # A smaller namespace held this name and may still come later in this
+                    # list (lists need not be ordered): decide at the end, never flip now.
+                    self._deferred[dkey] = src_ns
+                    return
         elif self._listed is not None:
             self._listed.add(dkey)
         desired = self._desired(obj)
@@ -477,10 +486,22 @@ class Shard:
     def source_list_begin(self) -> None:
         self._listed = set()
         if self._claims is not None:
+            # Rebuilt from the list; the old claims come back if the list fails half-way.
+            self._claims_before = (self._claims, dict(self._ledger.collisions))
             self._claims = {}
             self._ledger.collisions.clear()
 
     async def source_list_end(self) -> None:
+        self._claims_before = None
+        deferred, self._deferred = self._deferred, {}
+        for dkey, src_ns in deferred.items():
+            claim = (self._claims or {}).get(dkey)
+            if claim and claim[0] == src_ns:  # the smaller namespace is really gone
+                await self._queue.put(
+                    dkey,
+                    Work(REFETCH, source_key=object_key(src_ns, split_key(dkey)[1]), force=True,
+                         seen=self._clock.monotonic()),
+                )
         listed, self._listed = self._listed, None
         if listed is None:
             return
@@ -509,6 +530,11 @@ class Shard:
 
     def source_list_abort(self) -> None:
         self._listed = None  # a partial list proves nothing: no deletes from it
+        self._deferred = {}
+        if self._claims_before is not None:
+            self._claims, collisions = self._claims_before
+            self._ledger.collisions = collisions
+            self._claims_before = None
 
     # -- destination side --------------------------------------------------------
 

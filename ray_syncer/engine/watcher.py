@@ -125,6 +125,7 @@ class Watcher:
         except (ApiError, TransportError) as exc:
             await self._handler.list_abort()
             self._fail(exc, "error")
+            self._relist.set()  # a failed relist is retried as a relist, never skipped
             return False
         except BaseException:
             await self._handler.list_abort()
