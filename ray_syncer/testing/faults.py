@@ -17,13 +17,11 @@ knows nothing about aiohttp.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import random
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
 Match = Callable[[str, str], bool]
 
 
@@ -34,7 +32,7 @@ class Faults:
         loop: asyncio.AbstractEventLoop,
         drop: Callable[[bool], int],
         compact: Callable[[], None],
-        set_outage: Callable[[bool], None],
+        set_outage: Callable[[bool], Any],
         seed: int | None = None,
     ) -> None:
         self.error_rate: float = 0.0
@@ -75,23 +73,30 @@ class Faults:
         return self._down
 
     # -- controls -------------------------------------------------------------
-    def _on_loop(self, fn: Callable[[], T]) -> T:
+    def _on_loop(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop; a coroutine it returns is awaited too.
+
+        From another thread this waits for both; on the loop itself the coroutine becomes a
+        task (the loop cannot block on itself).
+        """
         if threading.get_ident() == self._thread:
-            return fn()
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            result = fn()
+            if asyncio.iscoroutine(result):
+                self._loop.create_task(result)
+                return None
+            return result
 
-        def run() -> None:
-            try:
-                fut.set_result(fn())
-            except BaseException as exc:
-                fut.set_exception(exc)
+        async def run() -> Any:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
 
-        self._loop.call_soon_threadsafe(run)
-        return fut.result(timeout=30)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
 
     def drop_watches(self, *, abrupt: bool = False) -> int:
         """End every open watch stream now (abrupt=True resets the connection instead). Returns how many."""
-        return self._on_loop(lambda: self._drop(abrupt))
+        return int(self._on_loop(lambda: self._drop(abrupt)))
 
     def stall_watches(self, stalled: bool = True) -> None:
         """Keep watch connections open but deliver nothing (no events, no bookmarks) until un-stalled."""
@@ -102,7 +107,10 @@ class Faults:
         self._on_loop(self._compact)
 
     def outage(self, down: bool = True) -> None:
-        """Refuse connections (and cut open ones) until ``outage(False)``."""
+        """Refuse connections (and cut open ones) until ``outage(False)``.
+
+        Called from another thread, ``outage(False)`` returns once the server listens again.
+        """
         self._down = down
         self._on_loop(lambda: self._set_outage(down))
 

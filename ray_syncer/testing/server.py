@@ -17,6 +17,7 @@ import shutil
 import socket
 import ssl
 import tempfile
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,7 @@ class ApiServer:
         self._ca_pem: bytes | None = None
         self._ca_path: Path | None = None
         self._listener: asyncio.base_events.Server | None = None
+        self._outages = 0
         self._web: web.Server | None = None
         self._front: HttpFront | None = None
         self._faults: Faults | None = None
@@ -159,9 +161,11 @@ class ApiServer:
         self.store.compact()
         self.api.compacted_at = self.store.revision + 1
 
-    def _set_outage(self, down: bool) -> None:
+    def _set_outage(self, down: bool) -> Coroutine[Any, Any, None] | None:
+        """Close (or reopen) the listening socket; reopening returns the coroutine that does it."""
         assert self._front is not None and self._web is not None and self._loop is not None
         self._front.down = down
+        self._outages += 1  # a reopening still on its way belongs to an older state
         if down:
             if self._listener is not None:
                 self._listener.close()
@@ -170,17 +174,23 @@ class ApiServer:
             for conn in list(self._web.connections):
                 if conn.transport is not None:
                     conn.transport.abort()
-        elif self._listener is None:
-            # The socket listens at once; accepting starts when the loop gets to it.
-            sock = self._bind()
-            web_server = self._web
+            return None
+        if self._listener is not None:
+            return None
+        web_server, generation = self._web, self._outages
 
-            async def serve() -> None:
-                assert self._loop is not None
-                self._listener = await self._loop.create_server(web_server, sock=sock, ssl=self._ssl,
-                                                                backlog=1024)
+        async def serve() -> None:
+            assert self._loop is not None
+            if generation != self._outages or self._listener is not None:
+                return
+            listener = await self._loop.create_server(web_server, sock=self._bind(), ssl=self._ssl,
+                                                      backlog=1024)
+            if generation != self._outages or self._listener is not None:
+                listener.close()  # a newer outage began meanwhile
+                return
+            self._listener = listener
 
-            self._loop.create_task(serve())
+        return serve()
 
     # -- namespace controller ----------------------------------------------------
     def _create_namespace(self, name: str) -> None:
