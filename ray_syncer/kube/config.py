@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from kubernetes.config.config_exception import ConfigException
@@ -261,6 +262,19 @@ def _select(
             "KubeconfigInvalid",
             f"cluster {cluster_name!r} server URL embeds credentials (user:password@host); "
             "put them in the user entry (token or client certificate)",
+        )
+    # A URL that does not parse (port out of range, broken IPv6) must fail here, precisely,
+    # not as a ValueError wherever the server is used later.
+    try:
+        host = urlsplit(server).hostname
+        urlsplit(server).port  # noqa: B018  (raises for a port out of range)
+    except ValueError as exc:
+        raise KubeconfigError(
+            "KubeconfigInvalid", f"cluster {cluster_name!r} server {server!r} is not a valid URL ({exc})"
+        ) from None
+    if not host:
+        raise KubeconfigError(
+            "KubeconfigNoServer", f"cluster {cluster_name!r} server {server!r} names no host"
         )
     user: dict[str, Any] = {}
     if ctx.get("user"):
