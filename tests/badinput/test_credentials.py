@@ -105,6 +105,19 @@ KUBECONFIG_CASES: list[tuple[str, Callable[[dict[str, Any]], None] | str, str, s
     ),
     ("no-server", _no_server, "KubeconfigNoServer", WHERE + "cluster 'destination' has no server"),
     (
+        "port-out-of-range",
+        lambda d: d["clusters"][0]["cluster"].__setitem__("server", "http://127.0.0.1:99999"),
+        "KubeconfigInvalid",
+        WHERE + "cluster 'destination' server 'http://127.0.0.1:99999' is not a valid URL "
+        "(Port out of range 0-65535)",
+    ),
+    (
+        "broken-ipv6-server",
+        lambda d: d["clusters"][0]["cluster"].__setitem__("server", "https://[::1:6443"),
+        "KubeconfigInvalid",
+        WHERE + "cluster 'destination' server 'https://[::1:6443' is not a valid URL (Invalid IPv6 URL)",
+    ),
+    (
         "credentials-in-server-url",
         lambda d: d["clusters"][0]["cluster"].__setitem__(
             "server", "http://admin:hunter2@127.0.0.1:6443"
