@@ -178,3 +178,15 @@ def test_server_forgets_watches_of_clients_that_went_away(cluster: Cluster, fake
     while fake.call(lambda s: len(s.store.watchers())) >= open_watches and time.monotonic() < deadline:
         time.sleep(0.1)
     assert fake.call(lambda s: len(s.store.watchers())) < open_watches
+
+
+def test_flapping_outages_never_leave_the_server_listening_while_down(fake: Any) -> None:
+    host, port = fake.url.split("://")[1].rsplit(":", 1)
+    for _ in range(10):
+        fake.faults.outage(True)
+        fake.faults.outage(False)
+        fake.faults.outage(True)
+        with pytest.raises(OSError):
+            socket.create_connection((host, int(port)), timeout=1).close()
+        fake.faults.outage(False)
+        socket.create_connection((host, int(port)), timeout=1).close()
