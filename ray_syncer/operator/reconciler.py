@@ -313,7 +313,20 @@ class Reconciler:
         syncers = dict(sorted(self.syncers.items()))
         for key, raw in syncers.items():
             st = self.state.setdefault(key, _SyncerState())
-            f, syncer = await self._syncer_facts(key, raw, st, now, referenced)
+            try:
+                f, syncer = await self._syncer_facts(key, raw, st, now, referenced)
+            except Exception as exc:
+                # One syncer's unexpected failure must not stall the others. Its shards keep
+                # running (no definite answer); only the type is told: text may carry secrets.
+                log.error("%s: reconcile failed: %s", key, type(exc).__name__)
+                generation = int((raw.get("metadata") or {}).get("generation") or 0)
+                f, syncer = SyncerFacts(generation=generation), None
+                f.refused = Problem(
+                    "InternalError",
+                    f"the operator failed on this KRMSyncer ({type(exc).__name__}); what it "
+                    "already ran keeps running, and other KRMSyncers are unaffected",
+                )
+                f.expected_shards = list(st.shards)
             facts[key] = f
             parsed[key] = syncer
             desired.update(st.shards)
