@@ -174,7 +174,8 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
                 metrics_port=args.metrics_port,
                 metrics_host="127.0.0.1",
                 cluster_name="source",
-                tick_s=1.0,
+                tick_s=0.5,
+                status_min_interval_s=0.5,
             )
 
             def started(reconciler: Reconciler, http: Any) -> None:

@@ -91,6 +91,7 @@ class OperatorOptions:
     tick_s: float = 5.0
     discovery_ttl_s: float = 30.0
     probe_ttl_s: float = 15.0
+    status_min_interval_s: float = 2.0
     engine_options: Any = None
     # Stop all shards when the operator exits (SIGTERM). False leaves them to a successor.
     stop_shards_on_exit: bool = True
@@ -108,6 +109,7 @@ class OperatorOptions:
             tick_s=self.tick_s,
             discovery_ttl_s=self.discovery_ttl_s,
             probe_ttl_s=self.probe_ttl_s,
+            status_min_interval_s=self.status_min_interval_s,
             engine_options=self.engine_options,
         )
 
