@@ -138,3 +138,60 @@ async def test_relist_that_would_remove_most_objects_trips_the_guard() -> None:
         await asyncio.sleep(1.0)
         assert await _all_there(dc, names)
         assert _deletes(dst) == []
+
+
+@pytest.mark.timeout(90)
+async def test_pull_mode_active_cluster_dying_never_deletes_on_the_standby() -> None:
+    """Pull mode: the operator runs in the standby; the active (source) dies, comes back empty-
+    handed for a while (500s), and nothing on the standby is deleted."""
+    src, dst = start_in_thread(name="active"), start_in_thread(name="standby")
+    sc = KubeClient(load_kubeconfig_text(src.kubeconfig()))
+    dc = KubeClient(load_kubeconfig_text(dst.kubeconfig()))
+    stop = asyncio.Event()
+    task: asyncio.Task[Any] | None = None
+    try:
+        await install_crd(dc, permissive_crd())
+        for c in (sc, dc):
+            await ensure_ns(c, NS)
+        await put_secret(dc, NS, "active", {"kubeconfig": src.kubeconfig()})
+        names = [f"c{i}" for i in range(6)]
+        for n in names:
+            await put_cm(sc, NS, n, {"v": "1"})
+        options = OperatorOptions(
+            namespace=NS, metrics_port=0, metrics_host="127.0.0.1", cluster_name="standby",
+            tick_s=0.3, discovery_ttl_s=1.0, probe_ttl_s=1.0,
+            engine_options=EngineOptions(backoff_base_s=0.05, backoff_max_s=0.5,
+                                         retry_base_s=0.05, retry_max_s=0.5),
+        )
+        task = asyncio.create_task(serve(
+            options, backend=SupervisorCore(LocalDriver()),
+            own_config=load_kubeconfig_text(dst.kubeconfig()), stop=stop,
+        ))
+        await put_syncer(dc, syncer_obj(NS, "s", {
+            "mode": "pull", "rules": [cm_rule(NS)], "destination": dest_ref("active")}))
+        await wait_for(lambda: _all_there(dc, names), what="initial pull")
+        await asyncio.to_thread(src.faults.outage, True)
+        await wait_condition(dc, NS, "s", "DestinationReachable", "False", "Unreachable")
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(src.faults.compact)
+        src.faults.error_codes, src.faults.error_rate = [500], 0.6
+        await asyncio.to_thread(src.faults.outage, False)
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(src.faults.reset)
+        await put_cm(sc, NS, "c1", {"v": "after"})
+
+        async def updated() -> bool:
+            got = await get_or_none(dc, CM, NS, "c1")
+            return bool(got and got["data"] == {"v": "after"})
+
+        await wait_for(updated, timeout=15, what="a change after the active came back")
+        assert await _all_there(dc, names)
+        assert _deletes(dst) == []
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+        await sc.close()
+        await dc.close()
+        src.stop()
+        dst.stop()
