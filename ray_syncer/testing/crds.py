@@ -71,6 +71,7 @@ def resource_types(crd: Obj) -> list[ResourceType]:
             categories=tuple(names.get("categories") or ()),
             builtin=False,
             schema=(v.get("schema") or {}).get("openAPIV3Schema"),
+            printer_columns=tuple(v.get("additionalPrinterColumns") or ()) or None,
         ))
     return out
 

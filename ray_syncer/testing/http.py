@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import watch
+from . import tables, watch
 from .auth import PUBLIC_PATHS, Authenticator
 from .discovery import Discovery
 from .errors import StatusError, bad_request, for_code, method_not_allowed, unauthorized
@@ -179,10 +179,15 @@ class HttpFront:
             return await watch.serve(request, t=t, query=query, store=self.store, faults=self.faults,
                                      bookmark_interval=self.bookmark_interval)
         api = self.api
-        if verb == "get":
-            return _json(*api.get(t))
-        if verb == "list":
-            return _json(*api.list(t, query))
+        if verb in ("get", "list"):
+            status, body = api.get(t) if verb == "get" else api.list(t, query)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                objects = [body] if verb == "get" else body["items"]
+                meta = {"resourceVersion": body["metadata"].get("resourceVersion", "")} if verb == "get" \
+                    else body["metadata"]
+                body = tables.to_table(rt, objects, list_meta=meta, printer_columns=(
+                    list(rt.printer_columns) if rt.printer_columns else None))
+            return _json(status, body)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -34,6 +34,8 @@ class ResourceType:
     builtin: bool = True
     # openAPIV3Schema of a custom resource version (schema.py prunes against it).
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    # additionalPrinterColumns of a custom resource version (tables.py).
+    printer_columns: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, hash=False)
     # Extra field selectors this kind accepts besides metadata.name/namespace.
     field_labels: tuple[str, ...] = ()
 
