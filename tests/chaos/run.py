@@ -13,7 +13,7 @@ namespaces and of a custom resource with status), all of these happen:
   supervisor actor killed once;
 * a destination outage (30 s long form; 5 s short form), and a second one over
   the last 3 s of churn, so changes are still pending when faults stop;
-* the kubeconfig Secret rotated to a new token once;
+* the kubeconfig Secret rotated to a new token once (the old one revoked 2 s later);
 * the KRMSyncer edited: a rule added, later removed;
 * pre-existing *unowned* destination objects with the names of some source
   objects (conflictPolicy Skip).
@@ -293,6 +293,14 @@ class ChaosRun:
             with contextlib.suppress(ValueError):
                 actors.kill_actor(self.rng.choice(sorted(shards)), restart=True)
 
+    async def _rotate(self) -> None:
+        """New token in the Secret; the old one is revoked 2 s later, as a real rotation does."""
+        old = self.tokens[-1]
+        await self._put_secret(self._token())
+        await asyncio.sleep(2.0)
+        self.dst_server.server.auth.remove_token(old)
+        self.figures.fault("old_token_revoked")
+
     async def once(self, at: float, action: Any, name: str) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         result = action()
@@ -335,8 +343,7 @@ class ChaosRun:
             # The last changes are made while the destination is down again: after the faults
             # stop they are still pending, so "time to converge" measures a real recovery.
             self.outage(until - 3.0, 3.0),
-            self.once(start + p.duration_s * 0.5,
-                      lambda: self._put_secret(self._token()), "secret_rotated"),
+            self.once(start + p.duration_s * 0.5, self._rotate, "secret_rotated"),
             self.edit_rules(start + p.duration_s * 0.25, start + p.duration_s * 0.6),
         ]
         await asyncio.gather(*tasks)
