@@ -104,9 +104,9 @@ async def _count_watch(t: Target, query: str, *, expect: int) -> float:
 
 
 async def _list_rv(t: Target) -> str:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {t.token}"}) as s:
-        async with s.get(f"{t.url}/api/v1/namespaces/{NS}/configmaps?limit=1") as r:
-            return str((await r.json())["metadata"]["resourceVersion"])
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {t.token}"}) as s, \
+            s.get(f"{t.url}/api/v1/namespaces/{NS}/configmaps?limit=1") as r:
+        return str((await r.json())["metadata"]["resourceVersion"])
 
 
 async def watch_rates(t: Target, *, events: int, concurrency: int) -> dict[str, float]:
