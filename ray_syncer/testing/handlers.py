@@ -363,6 +363,7 @@ class ObjectApi:
                 new["metadata"]["managedFields"] = mf
             if status is not None:
                 new["status"] = status
+            self._custom_schema(rt, new, query)  # status is pruned and validated too
         else:
             meta = new["metadata"]
             for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",

@@ -274,3 +274,14 @@ def test_invalid_crd_name_is_rejected(cluster: Cluster) -> None:
     assert r.status in (403, 422)
     if r.status == 403:
         pytest.skip("creating CRDs needs cluster-admin")
+
+
+def test_status_is_pruned_and_validated_against_the_schema(cluster: Cluster, crd_group: str, namespace: str) -> None:
+    _create(cluster, crd_group, namespace, "stprune", {"size": 1})
+    w = cluster.custom.patch_namespaced_custom_object_status(
+        crd_group, "v1", namespace, "widgets", "stprune", {"status": {"ready": True, "bogus": 1}})
+    assert w["status"] == {"ready": True}
+    with pytest.raises(ApiException) as exc:
+        cluster.custom.patch_namespaced_custom_object_status(
+            crd_group, "v1", namespace, "widgets", "stprune", {"status": {"count": "many"}})
+    assert exc.value.status == 422
