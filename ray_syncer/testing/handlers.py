@@ -27,7 +27,6 @@ import yaml
 
 from . import admission, crds, patches, schema, ssa
 from .errors import (
-    StatusError,
     already_exists,
     bad_request,
     conflict,
@@ -603,6 +602,3 @@ class ObjectApi:
         return 200, {"kind": rt.list_kind, "apiVersion": rt.api_version,
                      "metadata": {"resourceVersion": str(self.store.revision)}, "items": deleted}
 
-
-def status_error_body(err: StatusError) -> Obj:
-    return err.status()
