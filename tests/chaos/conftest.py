@@ -25,11 +25,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = os.path.dirname(__file__)
+    long = config.getoption("--chaos-long")
+    keep, dropped = [], []
     for item in items:
-        if str(item.fspath).startswith(here) and "ray_session" in getattr(item, "fixturenames", ()):
+        mine = str(item.fspath).startswith(here)
+        if mine and "ray_session" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
+        # The long form is opt-in: without --chaos-long it is deselected, not skipped.
+        if mine and not long and item.get_closest_marker("slow") is not None:
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture

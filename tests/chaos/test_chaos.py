@@ -77,6 +77,5 @@ async def test_chaos_short(ray_session: None, chaos_seed: int, caplog: pytest.Lo
 async def test_chaos_long(
     ray_session: None, chaos_seed: int, chaos_long: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if not chaos_long:
-        pytest.skip("the long chaos form runs with --chaos-long (make chaos)")
+    assert chaos_long  # deselected without --chaos-long (conftest)
     await _chaos(chaos_seed, Profile.long(), True, caplog)
