@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -288,7 +289,7 @@ class ChaosRun:
             await asyncio.sleep(period * self.rng.uniform(0.7, 1.3))
 
     def _kill_shard(self) -> None:
-        shards = [a for a in actors.named_actors() if a.startswith(f"{HOME}/")]
+        shards = [a for a in actors.named_actors() if a.startswith((f"{HOME}/", f"host/{HOME}/"))]
         if shards:
             with contextlib.suppress(ValueError):
                 actors.kill_actor(self.rng.choice(sorted(shards)), restart=True)
@@ -473,7 +474,9 @@ async def run_chaos(*, seed: int, profile: Profile, src: Any, dst: Any) -> Chaos
     )
     await _install_crd(clusters.source)
     await run.setup()
-    async with operator(clusters, namespace=HOME):
+    # CHAOS_SHARDS_PER_HOST=N packs N shards per actor (--max-shards-per-actor); default 1.
+    per_host = int(os.environ.get("CHAOS_SHARDS_PER_HOST", "1"))
+    async with operator(clusters, namespace=HOME, shards_per_host=per_host):
         await run.converge(timeout=30)
         await run.chaos()
         run.figures.converge_s = await run.converge(timeout=10)
