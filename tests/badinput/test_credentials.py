@@ -19,17 +19,21 @@ from ray_syncer.kube.client import KubeClient
 from ray_syncer.testing import start_in_thread
 
 from .world import (
+    CM,
     World,
     canary_alive,
     cm_rule,
     dest_ref,
     dest_writes,
     ensure_ns,
+    get_or_none,
+    put_cm,
     put_secret,
     put_syncer,
     syncer_obj,
     unique,
     wait_condition,
+    wait_for,
     wait_warning,
 )
 
@@ -282,3 +286,35 @@ async def test_destination_is_the_source_cluster(world: World, src: KubeClient, 
         and f"/namespaces/{ns}/configmaps" in r.path
     ]
     assert own == []
+
+
+async def test_secret_broken_while_running_stops_without_deletes_then_resumes(
+    world: World, src: KubeClient, dst: KubeClient
+) -> None:
+    ns = unique("rot")
+    await ensure_ns(src, ns)
+    await put_secret(src, ns, "dest", {"kubeconfig": world.dest_kubeconfig()})
+    await _syncer(src, dst, ns)
+    await put_cm(src, ns, "c1", {"v": "1"})
+    await wait_for(lambda: get_or_none(dst, CM, ns, "c1"), what="c1 synced")
+    # A bad rotation: the key now holds garbage. Definite answer: shards stop, data stays.
+    await put_secret(src, ns, "dest", {"kubeconfig": "not: [a kubeconfig"})
+    await wait_condition(src, ns, "bad", "Ready", "False", "KubeconfigInvalid")
+    await wait_warning(src, ns, "bad", "KubeconfigInvalid")
+
+    async def stopped() -> bool:
+        return not [s for s in world.op.running_shards() if s.startswith(f"{ns}/")]
+
+    await wait_for(stopped, what="shards stopped")
+    await put_cm(src, ns, "c1", {"v": "2"})
+    assert (await get_or_none(dst, CM, ns, "c1") or {}).get("data") == {"v": "1"}
+    # Fixed: it resumes and catches up; nothing was ever deleted.
+    await put_secret(src, ns, "dest", {"kubeconfig": world.dest_kubeconfig()})
+
+    async def caught_up() -> bool:
+        got = await get_or_none(dst, CM, ns, "c1")
+        return bool(got and got.get("data") == {"v": "2"})
+
+    await wait_for(caught_up, what="caught up after the fix")
+    assert [w for w in dest_writes(world.dst, ns) if w.startswith("DELETE")] == []
+    await canary_alive(world)
