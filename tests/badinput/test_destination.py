@@ -314,3 +314,25 @@ async def test_rules_expanding_to_too_many_shards_are_refused(
     await wait_warning(src, ns, "bad", "TooManyShards")
     assert not [s for s in world.op.running_shards() if s.startswith(f"{ns}/")]
     await canary_alive(world)
+
+
+async def test_longest_syncer_name_still_marks_ownership(
+    world: World, src: KubeClient, dst: KubeClient
+) -> None:
+    # 253 characters: far over a label value's 63; the managed-by label must still be valid.
+    ns = await _home(world, src, dst)
+    name = ("a" * 60 + ".") * 4 + "z" * 9
+    assert len(name) == 253
+    await put_cm(src, ns, "c1", {"k": "v"})
+    await put_syncer(src, syncer_obj(ns, name, {"rules": [cm_rule(ns)], "destination": dest_ref()}))
+    got = await wait_for(lambda: get_or_none(dst, CM, ns, "c1"), what="synced by the long name")
+    label = got["metadata"]["labels"][MANAGED_BY_LABEL]
+    assert label == managed_by_value(ns, name) and len(label) <= 63
+    await wait_condition(src, ns, name, "Synced", "True", "Synced")
+    # Deleting in the source deletes the copy: ownership is recognised through the hashed label.
+    await src.delete(CM, namespace=ns, name="c1")
+
+    async def gone() -> bool:
+        return await get_or_none(dst, CM, ns, "c1") is None
+
+    await wait_for(gone, what="the copy deleted")
