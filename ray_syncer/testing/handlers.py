@@ -508,11 +508,12 @@ class ObjectApi:
         return 200, self._update(t, old, merged, manager=manager, query=query, applied=True)
 
     # -- delete --------------------------------------------------------------
-    def _remove(self, rt: ResourceType, final: Obj) -> None:
+    def _remove(self, rt: ResourceType, final: Obj, *, propagation: str = "Background") -> None:
         """Really delete: DELETED event carrying the final object under a new resourceVersion."""
         meta = final["metadata"]
         old = self.store.get(rt.key, meta.get("namespace", ""), meta["name"])
         self.store.commit(rt.key, final, "DELETED", old=old)
+        self._collect_garbage(meta["uid"], orphan=propagation == "Orphan")
         if rt.key == crds.CRD_KEY:
             key = (final["spec"]["group"], final["spec"]["names"]["plural"])
             for obj in [*self.store.iter(key)]:
@@ -522,6 +523,27 @@ class ObjectApi:
         ns = meta.get("namespace")
         if ns:
             self._maybe_finish_namespace(ns)
+
+    def _collect_garbage(self, uid: str, *, orphan: bool) -> None:
+        """What the garbage collector does when an owner is gone (synchronously, here).
+
+        Dependents whose owners are all gone are deleted (their finalizers respected); with the
+        Orphan policy they lose the ownerReference instead.
+        """
+        for key, ns, name in self.store.dependents(uid):
+            obj = self.store.get(key, ns, name)
+            rt = self.registry.preferred(key)
+            if obj is None or rt is None:
+                continue
+            refs = obj["metadata"].get("ownerReferences") or []
+            if orphan:
+                new = _copy(obj)
+                new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+                if not new["metadata"]["ownerReferences"]:
+                    del new["metadata"]["ownerReferences"]
+                self.store.commit(key, new, "MODIFIED", old=obj)
+            elif not any(self.store.alive(r.get("uid", "")) for r in refs if r.get("uid") != uid):
+                self._delete_one(rt, obj, dry_run=False)
 
     def _maybe_finish_namespace(self, ns: str) -> None:
         nso = self.store.get(NS_KEY, "", ns)
@@ -550,9 +572,11 @@ class ObjectApi:
                            why=f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                                f"ResourceVersion in meta: {om['resourceVersion']}")
         dry = query.get("dryRun") == "All" or opts.get("dryRun") == ["All"]
-        return self._delete_one(rt, old, dry_run=dry)
+        propagation = opts.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
+        return self._delete_one(rt, old, dry_run=dry, propagation=propagation)
 
-    def _delete_one(self, rt: ResourceType, old: Obj, *, dry_run: bool) -> tuple[int, Obj]:
+    def _delete_one(self, rt: ResourceType, old: Obj, *, dry_run: bool,
+                    propagation: str = "Background") -> tuple[int, Obj]:
         om = old["metadata"]
         if om.get("deletionTimestamp"):
             return 200, self._versioned(rt, old)
@@ -570,7 +594,7 @@ class ObjectApi:
             return 200, self._versioned(rt, self.store.get(rt.key, "", om["name"]) or new)
         final = _copy(old)
         if not dry_run:
-            self._remove(rt, final)
+            self._remove(rt, final, propagation=propagation)
         if rt.builtin and rt.key != crds.CRD_KEY:
             return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                          "details": {"name": om["name"], "group": rt.group, "kind": rt.plural, "uid": om["uid"]}}

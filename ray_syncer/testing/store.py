@@ -124,6 +124,8 @@ class Store:
         self.floor = first_revision
         self._objects: dict[ResourceKey, dict[str, dict[str, Obj]]] = {}
         self._watchers: dict[ResourceKey, set[Watcher]] = {}
+        self._by_uid: dict[str, tuple[ResourceKey, str, str]] = {}
+        self._dependents: dict[str, set[tuple[ResourceKey, str, str]]] = {}
 
     # -- reads -------------------------------------------------------------
     def get(self, key: ResourceKey, namespace: str, name: str) -> Obj | None:
@@ -156,6 +158,9 @@ class Store:
         namespace = meta.get("namespace", "")
         name = meta["name"]
         spaces = self._objects.setdefault(key, {})
+        where = (key, namespace, name)
+        if old is not None:
+            self._unindex(old, where)
         if type_ == "DELETED":
             objs = spaces.get(namespace)
             if objs is not None:
@@ -164,6 +169,7 @@ class Store:
                     del spaces[namespace]
         else:
             spaces.setdefault(namespace, {})[name] = obj
+            self._index(obj, where)
         ev = Event(self.revision, type_, key, namespace, obj, old)
         if len(self.window) >= self.window_size:
             self.floor = self.window.popleft().rv
@@ -171,6 +177,33 @@ class Store:
         for w in self._watchers.get(key, ()):
             w.offer(ev)
         return obj
+
+    # -- uid and owner indexes (for the garbage collector in handlers.py) ------
+    def _index(self, obj: Obj, where: tuple[ResourceKey, str, str]) -> None:
+        meta = obj["metadata"]
+        if meta.get("uid"):
+            self._by_uid[meta["uid"]] = where
+        for ref in meta.get("ownerReferences") or ():
+            if isinstance(ref, dict) and ref.get("uid"):
+                self._dependents.setdefault(ref["uid"], set()).add(where)
+
+    def _unindex(self, obj: Obj, where: tuple[ResourceKey, str, str]) -> None:
+        meta = obj.get("metadata") or {}
+        if self._by_uid.get(meta.get("uid", "")) == where:
+            del self._by_uid[meta["uid"]]
+        for ref in meta.get("ownerReferences") or ():
+            deps = self._dependents.get(ref.get("uid", "")) if isinstance(ref, dict) else None
+            if deps is not None:
+                deps.discard(where)
+                if not deps:
+                    del self._dependents[ref["uid"]]
+
+    def alive(self, uid: str) -> bool:
+        return uid in self._by_uid
+
+    def dependents(self, uid: str) -> list[tuple[ResourceKey, str, str]]:
+        """Where the objects naming ``uid`` in their ownerReferences are."""
+        return sorted(self._dependents.get(uid, ()))
 
     def compact(self) -> None:
         """Forget the event window: every resourceVersion before now becomes too old."""

@@ -111,3 +111,48 @@ def test_deleting_a_namespace_deletes_its_contents(cluster: Cluster) -> None:
         time.sleep(0.5)
     assert cluster.raw("GET", f"/api/v1/namespaces/{ns}").status == 404
     assert cluster.raw("GET", f"/api/v1/namespaces/{ns}/configmaps/inside").status == 404
+
+
+def _owned(cluster: Cluster, namespace: str, name: str, owner: object) -> None:
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner.metadata.name,  # type: ignore[attr-defined]
+           "uid": owner.metadata.uid}  # type: ignore[attr-defined]
+    _mk(cluster, namespace, name, ownerReferences=[ref])
+
+
+def _gone_within(cluster: Cluster, path: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cluster.raw("GET", path).status == 404:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_garbage_collector_deletes_dependents_of_a_deleted_owner(cluster: Cluster, namespace: str) -> None:
+    owner = _mk(cluster, namespace, "owner")
+    _owned(cluster, namespace, "dependent", owner)
+    cluster.core.delete_namespaced_config_map("owner", namespace)
+    assert _gone_within(cluster, f"/api/v1/namespaces/{namespace}/configmaps/dependent", 30)
+
+
+def test_orphan_propagation_keeps_dependents_without_the_owner_reference(cluster: Cluster, namespace: str) -> None:
+    owner = _mk(cluster, namespace, "owner2")
+    _owned(cluster, namespace, "kept", owner)
+    cluster.core.delete_namespaced_config_map("owner2", namespace, propagation_policy="Orphan")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        refs = cluster.core.read_namespaced_config_map("kept", namespace).metadata.owner_references
+        if not refs:
+            break
+        time.sleep(0.2)
+    assert not cluster.core.read_namespaced_config_map("kept", namespace).metadata.owner_references
+
+
+def test_dependent_with_another_live_owner_is_kept(cluster: Cluster, namespace: str) -> None:
+    a, b = _mk(cluster, namespace, "owner-a"), _mk(cluster, namespace, "owner-b")
+    refs = [{"apiVersion": "v1", "kind": "ConfigMap", "name": o.metadata.name, "uid": o.metadata.uid}  # type: ignore[attr-defined]
+            for o in (a, b)]
+    _mk(cluster, namespace, "shared-dependent", ownerReferences=refs)
+    cluster.core.delete_namespaced_config_map("owner-a", namespace)
+    time.sleep(1.0)
+    assert cluster.raw("GET", f"/api/v1/namespaces/{namespace}/configmaps/shared-dependent").status == 200
