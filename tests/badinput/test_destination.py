@@ -61,10 +61,13 @@ async def test_token_lacking_rbac_is_reported_per_kind(
     data = unique("data")
     ns = await _home(world, src, dst, data)
     token = world.new_token("no-cm-rbac")
+    granted: list[bool] = []
 
     def allow(verb: str, group: str, resource: str, namespace: str | None) -> bool:
-        # May read everything and write Secrets, but not write ConfigMaps in `data`.
-        return not (resource == "configmaps" and namespace == data and verb not in ("get", "list", "watch"))
+        # May read everything and write Secrets, but not write ConfigMaps in `data` (until granted).
+        return bool(granted) or not (
+            resource == "configmaps" and namespace == data and verb not in ("get", "list", "watch")
+        )
 
     world.dst.add_user(token, user="half-rbac", allow=allow)
     await put_secret(src, ns, "dest", {"kubeconfig": world.dest_kubeconfig(token=token)})
@@ -86,6 +89,11 @@ async def test_token_lacking_rbac_is_reported_per_kind(
     await wait_for(lambda: get_or_none(dst, SECRET_RES, data, "s1"), what="the Secret synced")
     assert await get_or_none(dst, CM, data, "c1") is None
     await canary_alive(world)
+    # RBAC fixed: the retries succeed and the problem clears (not Degraded forever).
+    granted.append(True)
+    await wait_for(lambda: get_or_none(dst, CM, data, "c1"), what="c1 synced once granted")
+    await wait_condition(src, ns, "bad", "Degraded", "False", "Healthy")
+    await wait_condition(src, ns, "bad", "Synced", "True", "Synced")
 
 
 async def test_unknown_kind_on_the_source(world: World, src: KubeClient, dst: KubeClient) -> None:
