@@ -139,9 +139,9 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
     try:
 
         async def start_servers() -> tuple[Any, Any]:
-            src = await asyncio.to_thread(start_in_thread, name="source")
+            src = await asyncio.to_thread(start_in_thread, name="source", tls=True)
             servers.append(src)
-            dst = await asyncio.to_thread(start_in_thread, name="destination")
+            dst = await asyncio.to_thread(start_in_thread, name="destination", tls=True)
             servers.append(dst)
             return src, dst
 
