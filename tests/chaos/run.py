@@ -149,6 +149,7 @@ class ChaosRun:
         self.faulting = True
         self.conflicts_missing: list[str] = []
         self.quiet_writes: list[str] = []
+        self.synced_condition = ""
 
     async def close(self) -> None:
         await self.src.close()
@@ -451,6 +452,20 @@ class ChaosRun:
                 missing.append(f"{ns}/{name}")
         return missing
 
+    async def wait_synced(self, timeout: float) -> str:
+        """The KRMSyncer's Synced condition once it is True (or the last one seen)."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            obj = await self.src.get(KRMSYNCER_RES, namespace=HOME, name=SYNCER)
+            for c in (obj.get("status") or {}).get("conditions") or []:
+                if c.get("type") == "Synced":
+                    last = f"{c['status']} {c['reason']}: {c.get('message', '')}"
+            if last.startswith("True "):
+                return last
+            await asyncio.sleep(0.5)
+        return last
+
     async def wait_conflicts(self, timeout: float) -> list[str]:
         deadline = time.monotonic() + timeout
         missing = await self.missing_conflicts()
@@ -491,6 +506,7 @@ async def run_chaos(*, seed: int, profile: Profile, src: Any, dst: Any) -> Chaos
         ]
         # Status is rate-limited (one write per 2 s per syncer): give it a moment.
         run.conflicts_missing = await run.wait_conflicts(timeout=10)
+        run.synced_condition = await run.wait_synced(timeout=15)
         for res, nss in ((CM, DATA_NS), (WIDGET, WIDGET_NS)):
             run.figures.owned_at_end += len(await run._listing(run.dst, res, nss, True))
         run.count_requests()

@@ -6,7 +6,7 @@ Checks after faults stop (DESIGN §4):
 * 0 deletes of objects that exist in the source, from the destination's request log: every
   DELETE the destination executed must follow a source delete of that object (a delete
   followed by a re-create still counts as wrong);
-* the KRMSyncer status names the conflicts;
+* the KRMSyncer status names the conflicts, and its Synced condition turns True;
 * once converged, 3 quiet seconds cost zero destination writes (no-op is free);
 * no token in the operator's logs or the Ray worker logs.
 """
@@ -35,6 +35,7 @@ async def _check(run: ChaosRun, caplog: pytest.LogCaptureFixture, started: float
     assert run.wrong_deletes() == []
     assert run.conflicts_missing == []
     assert run.quiet_writes == []
+    assert run.synced_condition.startswith("True Synced"), run.synced_condition
     assert run.figures.updates > 0 and run.figures.deletes > 0
     for token in run.tokens:
         assert token not in caplog.text
