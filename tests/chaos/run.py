@@ -83,6 +83,9 @@ class Figures:
     dest_injected_errors: int = 0
     converge_s: float = 0.0
     owned_at_end: int = 0
+    status_writes: int = 0
+    events: int = 0
+    elapsed_s: float = 0.0
 
     def fault(self, name: str) -> None:
         self.faults[name] = self.faults.get(name, 0) + 1
@@ -94,7 +97,8 @@ class Figures:
             f"{self.deletes} deletes, {self.status_updates} status updates; faults: {faults}; "
             f"destination requests {self.dest_requests} ({self.dest_injected_errors} answered "
             f"429/500); converged {self.converge_s:.1f}s after faults stopped; "
-            f"{self.owned_at_end} owned objects at the end"
+            f"{self.owned_at_end} owned objects at the end; {self.status_writes} status writes "
+            f"and {self.events} Events in {self.elapsed_s:.0f}s"
         )
 
 
@@ -478,6 +482,14 @@ class ChaosRun:
         log = list(self.dst_server.request_log)
         self.figures.dest_requests = len(log)
         self.figures.dest_injected_errors = sum(1 for r in log if r.status in (429, 500))
+        src_log = list(self.src_server.request_log)
+        status_path = KRMSYNCER_RES.path(namespace=HOME, name=SYNCER, subresource="status")
+        self.figures.status_writes = sum(
+            1 for r in src_log if r.method == "PATCH" and r.path == status_path
+        )
+        self.figures.events = sum(
+            1 for r in src_log if r.method == "POST" and r.path.endswith(f"/namespaces/{HOME}/events")
+        )
 
 
 async def run_chaos(*, seed: int, profile: Profile, src: Any, dst: Any) -> ChaosRun:
@@ -491,6 +503,7 @@ async def run_chaos(*, seed: int, profile: Profile, src: Any, dst: Any) -> Chaos
     await run.setup()
     # CHAOS_SHARDS_PER_HOST=N packs N shards per actor (--max-shards-per-actor); default 1.
     per_host = int(os.environ.get("CHAOS_SHARDS_PER_HOST", "1"))
+    t0 = time.monotonic()
     async with operator(clusters, namespace=HOME, shards_per_host=per_host):
         await run.converge(timeout=30)
         await run.chaos()
@@ -510,4 +523,5 @@ async def run_chaos(*, seed: int, profile: Profile, src: Any, dst: Any) -> Chaos
         for res, nss in ((CM, DATA_NS), (WIDGET, WIDGET_NS)):
             run.figures.owned_at_end += len(await run._listing(run.dst, res, nss, True))
         run.count_requests()
+        run.figures.elapsed_s = time.monotonic() - t0
     return run

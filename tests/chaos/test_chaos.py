@@ -37,6 +37,8 @@ async def _check(run: ChaosRun, caplog: pytest.LogCaptureFixture, started: float
     assert run.quiet_writes == []
     assert run.synced_condition.startswith("True Synced"), run.synced_condition
     assert run.figures.updates > 0 and run.figures.deletes > 0
+    # Status is written on change, at most every 2 s (operator/status.py), never hot-looping.
+    assert 0 < run.figures.status_writes <= run.figures.elapsed_s / 2 + 3, run.figures.render()
     for token in run.tokens:
         assert token not in caplog.text
     logs = Path(actors.session_log_dir())
