@@ -95,6 +95,7 @@ class CaptureHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.lines: list[str] = []
+        self.previous_level = logging.WARNING
         self._lock2 = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -362,6 +363,7 @@ def start_world() -> World:
     capture = CaptureHandler()
     capture.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    capture.previous_level = root.level
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
     options = OperatorOptions(
@@ -396,7 +398,9 @@ def start_world() -> World:
 
 def stop_world(world: World) -> None:
     world.op.close()
-    logging.getLogger().removeHandler(world.capture)
+    root = logging.getLogger()
+    root.removeHandler(world.capture)
+    root.setLevel(world.capture.previous_level)
     world.src.stop()
     world.dst.stop()
 
