@@ -207,7 +207,11 @@ class _Serve:
         marker = "SEQ_PLACEHOLDER"
         templates = []
         for k in keys:
-            raw = orjson.dumps(configmap(k, seq=0, payload_size=payload_size))
+            # Labelled so the harness's destination watch sees them: the same watch fan-out
+            # cost the server pays in every measured scenario (the engine never syncs these).
+            raw = orjson.dumps(
+                configmap(k, seq=0, payload_size=payload_size, label_value="ceiling")
+            )
             raw = raw.replace(b'"seq":"0"', f'"seq":"{marker}"'.encode())
             head, tail = raw.split(marker.encode())
             templates.append((CONFIGMAPS.path(namespace=k[0], name=k[1]), head, tail))

@@ -251,6 +251,7 @@ async def ceiling(bench: Bench, *, recheck: bool = False) -> dict[str, Any]:
         await bench.stop_runner()
         return _fail(r, exc)
     await bench.stop_runner()
+    bench.observer.reset_measurements()
     best_c, best = max(sweep.items(), key=lambda kv: kv[1])
     if recheck:
         first = bench.ceiling_per_s or 0.0
@@ -363,7 +364,7 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
     wall = time.monotonic() - t0
     cpu = bench.cpu_delta(before, bench.cpu(), wall)
     lat = list(bench.observer.latencies)
-    bench.series["latency"][f"engine {gen['achieved_rate_per_s']:,.0f}/s"] = lat
+    bench.series["latency"][f"engine {label} ({gen['achieved_rate_per_s']:,.0f}/s)"] = lat
     check = await bench.verify(ENGINE_SELECTOR)
     writes = await bench.dest_writes(health)
     total = gen["elapsed_s"] + (took or 0.0)
