@@ -555,6 +555,7 @@ class Reconciler:
                 if push
                 else self.settings.cluster_name,
                 exclude_self=not push,
+                my_spec=raw.get("spec"),
             )
         except (ApiError, TransportError) as exc:
             log.warning("%s: split-brain check failed: %s", key, type(exc).__name__)
