@@ -210,3 +210,24 @@ async def test_split_brain_both_directions_refuse(
 
 async def _eq(c: KubeClient, ns: str, name: str, want: dict[str, str]) -> bool:
     return await cm_data(c, ns, name) == want
+
+
+async def test_opposite_directions_over_disjoint_namespaces_are_not_split_brain(
+    dr_clusters: Clusters, ca: KubeClient, cb: KubeClient
+) -> None:
+    alpha, beta = dr_clusters.source, dr_clusters.dest
+    home, n1, n2 = unique("bidi"), unique("n1"), unique("n2")
+    for c in (ca, cb):
+        for ns in (home, n1, n2):
+            await ensure_namespace(c, ns)
+    await put_secret(ca, home, "to-beta", beta.kubeconfig)
+    await put_secret(cb, home, "to-alpha", alpha.kubeconfig)
+    await put_syncer(ca, krmsyncer(home, "n1-out", rules=[rule(n1)], secret="to-beta"))
+    await put_syncer(cb, krmsyncer(home, "n2-out", rules=[rule(n2)], secret="to-alpha"))
+    await put_cm(ca, n1, "a", {"v": "a"})
+    await put_cm(cb, n2, "b", {"v": "b"})
+    async with local_operator(alpha, namespace=home), local_operator(beta, namespace=home):
+        await wait_for(lambda: _eq(cb, n1, "a", {"v": "a"}), what="alpha's n1 in beta")
+        await wait_for(lambda: _eq(ca, n2, "b", {"v": "b"}), what="beta's n2 in alpha")
+        for c, name in ((ca, "n1-out"), (cb, "n2-out")):
+            await wait_condition(c, home, name, "Ready", "True", reason="Running")
