@@ -7,7 +7,7 @@ other with its own, older, copy. Before a syncer writes, the operator asks the
 destination cluster whether it holds such a *reverse* syncer; if so the syncer
 writes nothing and reports ``Ready=False`` reason ``SplitBrain``.
 
-How a reverse syncer is recognised (documented in docs/runbook.md):
+How a reverse syncer is recognised (documented in the README's disaster recovery runbook):
 
 * **failover markers** (authoritative): ``ray-syncer failover`` annotates the
   KRMSyncer it activates with ``syncer.gkelabs.io/reverse-of: <ns>/<name>``
