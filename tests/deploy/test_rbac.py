@@ -85,11 +85,11 @@ CALLS = [
     Call("writer", "DELETE", "/api/v1/namespaces/app/configmaps/c1", "", "delete with uid precondition"),
     Call("writer", "GET", "/api/v1/configmaps", "labelSelector=syncer.gkelabs.io%2Fmanaged-by%3Ds1", "managed-copy list"),
     Call("writer", "GET", "/api/v1/configmaps", "watch=1&labelSelector=syncer.gkelabs.io%2Fmanaged-by%3Ds1", "drift watch"),
-    # Split-brain fencing: read the destination's own KRMSyncers before writing. Granted by
-    # krmsyncer-destination-base as the design asks; the operator does not make these calls
-    # yet (test_rbac_e2e.py's real run shows every call it does make).
+    # Split-brain fencing: read the destination's own KRMSyncers before writing.
     Call("writer", "GET", f"{KRM}/krmsyncers", "", "fencing: is the standby active?"),
     Call("writer", "GET", f"{KRM}/namespaces/team-a/krmsyncers/s1", "", "fencing"),
+    # CRDs before their objects: is the CRD Established on the destination?
+    Call("writer", "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com", "", "CRD ordering"),
 ]  # fmt: skip
 
 
