@@ -344,3 +344,28 @@ async def test_longest_syncer_name_still_marks_ownership(
         return await get_or_none(dst, CM, ns, "c1") is None
 
     await wait_for(gone, what="the copy deleted")
+
+
+async def test_shortest_resync_period_costs_no_writes(
+    world: World, src: KubeClient, dst: KubeClient
+) -> None:
+    # resyncPeriod 1s relists both sides every second: with nothing changing, zero writes.
+    ns = await _home(world, src, dst)
+    for i in range(5):
+        await put_cm(src, ns, f"c{i}", {"i": str(i)})
+    await put_syncer(src, syncer_obj(ns, "busy", {
+        "rules": [cm_rule(ns)], "destination": dest_ref(), "resyncPeriod": "1s"}))
+    await wait_condition(src, ns, "busy", "Synced", "True", "Synced")
+    before = len(dest_writes(world.dst, ns))
+    lists_before = _lists(world, ns)
+    await asyncio.sleep(4.0)
+    assert len(dest_writes(world.dst, ns)) == before
+    assert _lists(world, ns) >= lists_before + 2  # it did resync, and it was free
+
+
+def _lists(world: World, ns: str) -> int:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    return sum(
+        1 for r in list(world.dst.request_log)
+        if r.method == "GET" and r.path == path and r.query.get("watch") not in ("1", "true")
+    )
