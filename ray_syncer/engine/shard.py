@@ -185,6 +185,8 @@ class Shard:
                 state, message = ShardState.SYNCING, ""
             if self._ledger.collisions and not problems:
                 message = self._collision_message()
+            elif self._ledger.conflicts and not problems:
+                message = self._conflict_message()
         # A namespace-mapping collision leaves the losers unsynced: it counts as a conflict.
         conflicted = sorted({*self._ledger.conflicts, *self._ledger.collisions})
         names = conflicted[: self._options.report_sample]
@@ -639,6 +641,13 @@ class Shard:
                 m.coalesced(q.coalesced - self._coalesced_reported)
                 self._coalesced_reported = q.coalesced
             await self._clock.sleep(1.0)
+
+    def _conflict_message(self) -> str:
+        # Which objects and why (unowned, or another syncer's): what a person acts on.
+        items = sorted(self._ledger.conflicts.items())[:3]
+        more = len(self._ledger.conflicts) - len(items)
+        text = "; ".join(f"{k}: {why}" for k, why in items)
+        return f"conflicts: {text}" + (f" and {more} more" if more > 0 else "")
 
     def _collision_message(self) -> str:
         items = sorted(self._ledger.collisions.items())[: self._options.report_sample]
