@@ -369,3 +369,25 @@ def _lists(world: World, ns: str) -> int:
         1 for r in list(world.dst.request_log)
         if r.method == "GET" and r.path == path and r.query.get("watch") not in ("1", "true")
     )
+
+
+async def test_two_syncers_claiming_the_same_objects_never_clobber(
+    world: World, src: KubeClient, dst: KubeClient
+) -> None:
+    data = unique("shared")
+    ns = await _home(world, src, dst, data)
+    await put_cm(src, data, "c1", {"k": "v"})
+    await put_syncer(src, syncer_obj(ns, "first", {"rules": [cm_rule(data)], "destination": dest_ref()}))
+    got = await wait_for(lambda: get_or_none(dst, CM, data, "c1"), what="first syncer's copy")
+    rv = got["metadata"]["resourceVersion"]
+    await put_syncer(src, syncer_obj(ns, "second", {"rules": [cm_rule(data)], "destination": dest_ref()}))
+    degraded = await wait_condition(src, ns, "second", "Degraded", "True", "Conflicts")
+    assert f"{data}/c1: destination object exists, owned by syncer {managed_by_value(ns, 'first')}" in (
+        degraded["message"]
+    ), degraded["message"]
+    await wait_warning(src, ns, "second", "Conflicts")
+    st = await status_of(src, ns, "second")
+    assert st["conflictsSample"] == [f"{data}/c1"]
+    after = await dst.get(CM, namespace=data, name="c1")
+    assert after["metadata"]["resourceVersion"] == rv
+    assert after["metadata"]["labels"][MANAGED_BY_LABEL] == managed_by_value(ns, "first")
