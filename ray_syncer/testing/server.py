@@ -72,6 +72,7 @@ class ApiServer:
         self._ca_pem: bytes | None = None
         self._ca_path: Path | None = None
         self._listener: asyncio.base_events.Server | None = None
+        self._reopening: socket.socket | None = None  # bound and listening, not yet served
         self._outages = 0
         self._web: web.Server | None = None
         self._front: HttpFront | None = None
@@ -170,20 +171,30 @@ class ApiServer:
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
+            if self._reopening is not None:
+                self._reopening.close()  # its serve() sees the newer generation and stops
+                self._reopening = None
             self.store.close_watchers(abort=True)
             for conn in list(self._web.connections):
                 if conn.transport is not None:
                     conn.transport.abort()
             return None
-        if self._listener is not None:
+        if self._listener is not None or self._reopening is not None:
             return None
         web_server, generation = self._web, self._outages
+        # Listen now: a client connecting before the loop runs serve() waits in the backlog
+        # instead of being refused (outage(False) called on the server's own loop).
+        sock = self._reopening = self._bind()
 
         async def serve() -> None:
             assert self._loop is not None
             if generation != self._outages or self._listener is not None:
+                sock.close()
+                if self._reopening is sock:
+                    self._reopening = None
                 return
-            listener = await self._loop.create_server(web_server, sock=self._bind(), ssl=self._ssl,
+            self._reopening = None
+            listener = await self._loop.create_server(web_server, sock=sock, ssl=self._ssl,
                                                       backlog=1024)
             if generation != self._outages or self._listener is not None:
                 listener.close()  # a newer outage began meanwhile
