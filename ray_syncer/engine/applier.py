@@ -4,17 +4,23 @@ It owns the mechanics of one write, nothing about policy: server-side apply
 (field manager ``krm-syncer``, force) of the main object and, when status sync
 goes through the subresource, of ``/status``; deletes with a uid
 precondition; creating a missing destination namespace. Every write first
-takes a token from the destination's shared ``TokenBucket``; a 429 pauses that
-bucket for Retry-After. ``classify`` turns an exception into what the
+takes a token from the destination's shared ``TokenBucket`` (a 429 pauses that
+bucket for Retry-After) and then passes the shard's ``WriteGate`` (split-brain
+fencing, ``engine.gate``): while the gate is closed nothing is written and
+``WriteRefused`` is raised instead. A destination request failing with a
+transport error or a 5xx invalidates the gate's cached answer, so the first
+write after an outage re-checks. ``classify`` turns an exception into what the
 reconciler should do with the key (retry with backoff, give up on this
 version, recreate for an immutable field, ...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
+from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
 from ray_syncer.engine.ratelimit import TokenBucket
 from ray_syncer.engine.transform import (
     ANN_CONTENT_HASH,
@@ -23,6 +29,8 @@ from ray_syncer.engine.transform import (
     status_body,
 )
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+
+T = TypeVar("T")
 
 
 def provisional(body: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +73,10 @@ class Applier:
         bucket: TokenBucket,
         field_manager: str,
         managed_by: str,
+        gate: WriteGate | None = None,
     ) -> None:
         self._dest = dest
+        self._gate = gate
         self._res = res
         self._bucket = bucket
         self._field_manager = field_manager
@@ -76,7 +86,21 @@ class Applier:
 
     async def _take(self) -> None:
         await self._bucket.acquire()
+        # Checked after the (possibly long) rate-limit wait, right before the request.
+        if self._gate is not None:
+            refusal = await self._gate()
+            if refusal is not None:
+                raise WriteRefused(refusal)
         self.writes += 1
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        """A destination request; an outage makes the gate check afresh before the next write."""
+        try:
+            return await request
+        except (ApiError, TransportError) as exc:
+            if self._gate is not None and is_outage(exc):
+                self._gate.invalidate()
+            raise
 
     def note_throttled(self, exc: BaseException) -> None:
         """A 429 (or 503 with Retry-After) pauses every writer of this destination."""
@@ -85,7 +109,7 @@ class Applier:
 
     async def get(self, *, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
-            return await self._dest.get(self._res, namespace=namespace, name=name)
+            return await self._call(self._dest.get(self._res, namespace=namespace, name=name))
         except ApiError as exc:
             if exc.not_found:
                 return None
@@ -105,24 +129,26 @@ class Applier:
         if not exists:
             await self._main(provisional(desired.body))
         await self._take()
-        await self._dest.apply(
+        await self._call(self._dest.apply(
             self._res,
             status_body(desired),
             field_manager=self._field_manager,
             force=True,
             subresource="status",
-        )
+        ))
         return await self._main(desired.body)
 
     async def _main(self, body: dict[str, Any]) -> dict[str, Any]:
         await self._take()
-        return await self._dest.apply(self._res, body, field_manager=self._field_manager, force=True)
+        return await self._call(
+            self._dest.apply(self._res, body, field_manager=self._field_manager, force=True)
+        )
 
     async def delete(self, *, namespace: str | None, name: str, uid: str) -> str:
         """Delete with a uid precondition: ``deleted``, ``absent``, or ``replaced`` (uid differs)."""
         await self._take()
         try:
-            await self._dest.delete(self._res, namespace=namespace, name=name, uid=uid)
+            await self._call(self._dest.delete(self._res, namespace=namespace, name=name, uid=uid))
         except ApiError as exc:
             if exc.not_found:
                 return "absent"
@@ -136,7 +162,7 @@ class Applier:
         if namespace in self._namespaces_ok:
             return
         try:
-            await self._dest.request("GET", f"/api/v1/namespaces/{namespace}")
+            await self._call(self._dest.request("GET", f"/api/v1/namespaces/{namespace}"))
         except ApiError as exc:
             if not exc.not_found:
                 raise
@@ -147,7 +173,7 @@ class Applier:
                 "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: self._managed_by}},
             }
             try:
-                await self._dest.request("POST", "/api/v1/namespaces", body=body)
+                await self._call(self._dest.request("POST", "/api/v1/namespaces", body=body))
             except ApiError as exc2:
                 if not exc2.conflict:
                     raise

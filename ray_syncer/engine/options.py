@@ -43,6 +43,8 @@ class EngineOptions:
     # How many conflicting / failing object names health() reports.
     report_sample: int = 20
     field_manager: str = "krm-syncer"
+    # While the write gate (split-brain fencing) refuses, held keys come back after this long.
+    gate_retry_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_in_flight < 1 or self.queue_bound < 1:

@@ -16,6 +16,14 @@ It ties the engine together (DESIGN §5):
   name) are resolved by the smallest source namespace, reported, and stable.
 * A jittered periodic resync relists both sides; it costs zero writes when
   nothing changed.
+* An optional ``WriteGate`` (``engine.gate``; the operator's split-brain
+  fencing) is asked before a batch is handed out and again before every
+  single write. While it refuses, the shard writes nothing — no applies, no
+  deletes, no namespaces — keeps every key queued (newer source states still
+  coalesce into them), reports ``Degraded`` with the gate's message, and
+  resumes by itself when the gate opens. Any destination request or watch
+  failing with a transport error or a 5xx invalidates the gate's cached
+  answer, so the first write after an outage is preceded by a fresh check.
 * ``run()`` never raises on API/transport errors: it reports them in
   ``health()`` and retries with backoff. ``stop()`` is clean: watches stop,
   queued work is abandoned, in-flight writes finish (up to a deadline).
@@ -33,6 +41,7 @@ from typing import Any
 
 from ray_syncer.engine.applier import Applier
 from ray_syncer.engine.clock import Clock, RealClock
+from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
 from ray_syncer.engine.holdings import Holdings, rv_newer
 from ray_syncer.engine.options import EngineOptions
 from ray_syncer.engine.queue import KeyedQueue
@@ -78,8 +87,11 @@ class Shard:
         options: EngineOptions | None = None,
         clock: Clock | None = None,
         metrics: ShardMetrics | None = None,
+        write_gate: WriteGate | None = None,
     ) -> None:
         self.spec = spec
+        self._gate = write_gate
+        self._refused: str | None = None  # the gate's refusal while it is closed
         self._source = source
         self._dest = dest
         self._options = options or EngineOptions()
@@ -164,6 +176,8 @@ class Shard:
         listed = src is not None and src.lists_completed > 0
         if state in (ShardState.LISTING, ShardState.SYNCING, ShardState.DEGRADED):
             problems = []
+            if self._refused:
+                problems.append(self._refused)
             if self._guard:
                 n, total = self._guard
                 problems.append(
@@ -239,6 +253,7 @@ class Shard:
             bucket=bucket,
             field_manager=self._options.field_manager,
             managed_by=self.managed_by,
+            gate=self._gate,
         )
         self._reconciler = Reconciler(
             spec=spec,
@@ -267,6 +282,7 @@ class Shard:
             metrics=None,
             namespace=dest_ns,
             label_selector=f"{MANAGED_BY_LABEL}={self.managed_by}",
+            on_error=self._dest_failed,
         )
         self._src_watcher = Watcher(
             name="source",
@@ -364,6 +380,12 @@ class Shard:
             batch = await self._queue.get_batch(self._options.batch_size)
             if not batch:
                 return  # queue shut down
+            if self._gate is not None:
+                refusal = await self._gate()
+                if refusal is not None:
+                    self._hold(batch, refusal)
+                    continue
+                self._refused = None
             for key, work in batch:
                 await slots.acquire()
                 task = asyncio.ensure_future(self._process(key, work))
@@ -375,10 +397,27 @@ class Shard:
 
                 task.add_done_callback(_finished)
 
+    def _hold(self, batch: list[tuple[str, Work]], refusal: str) -> None:
+        """The gate is closed: give the keys back untouched, to be tried again later."""
+        if self._refused != refusal:
+            log.warning("shard %s: writes refused: %s", self.spec.shard_id, refusal)
+        self._refused = refusal
+        for key, work in batch:
+            self._queue.add_after(key, work, self._options.gate_retry_s)
+            self._queue.done(key)
+
+    def _dest_failed(self, exc: BaseException) -> None:
+        if self._gate is not None and is_outage(exc):
+            self._gate.invalidate()
+
     async def _process(self, key: str, work: Work) -> None:
         assert self._reconciler is not None
         try:
             await self._reconciler.process(key, work)
+        except WriteRefused as exc:
+            # The gate closed between the batch check and this write: nothing was written.
+            self._refused = exc.message
+            self._queue.add_after(key, work, self._options.gate_retry_s)
         except Exception as exc:
             log.exception("shard %s: processing %s failed", self.spec.shard_id, key)
             self._ledger.error(key, f"internal error: {type(exc).__name__}")

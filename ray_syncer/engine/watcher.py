@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ray_syncer.engine.clock import Clock
@@ -68,8 +69,10 @@ class Watcher:
         metrics: ShardMetrics | None = None,
         namespace: str | None = None,
         label_selector: str | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_error = on_error  # told of every list/watch failure (the shard's write gate)
         self._client = client
         self._res = res
         self._handler = handler
@@ -219,3 +222,5 @@ class Watcher:
         self.message = f"{self.name}: {describe_error(exc)}"
         if self._metrics:
             self._metrics.watch_restart(reason)
+        if self._on_error is not None:
+            self._on_error(exc)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ray_syncer.engine.clock import Clock
+from ray_syncer.engine.gate import WriteGate
 from ray_syncer.engine.options import EngineOptions
 from ray_syncer.engine.shard import Shard
 from ray_syncer.engine.spec import ShardSpec
@@ -153,10 +154,11 @@ async def running(
     options: EngineOptions = FAST,
     clock: Clock | None = None,
     dest: KubeClient | None = None,
+    write_gate: WriteGate | None = None,
 ) -> AsyncIterator[Shard]:
     metrics = ShardMetrics(spec.syncer_key, f"{spec.shard_id}#{next(_ids)}")
     shard = Shard(spec, source=env.sc, dest=dest or env.dc, options=options, clock=clock,
-                  metrics=metrics)
+                  metrics=metrics, write_gate=write_gate)
     task = asyncio.ensure_future(shard.run())
     try:
         yield shard
