@@ -27,16 +27,30 @@ working. Two hand-activated syncers (no epochs) fence each other: both stop,
 and a person decides.
 
 ``decide`` is pure; ``check_fencing`` does the reads (through ``KubeClient``,
-never logging Secret contents); ``FenceCache`` keeps decisions for a short
-TTL so the check costs one list per syncer per TTL, not one per write.
+never logging Secret contents).
+
+Where it is checked (two places, one decision):
+
+* the operator's reconciler, before it plans shards and then every probe
+  interval (``FenceCache``, 15 s) and right after the destination was
+  unreachable. A fenced syncer gets no shards and ``Ready=False SplitBrain``;
+* the engine, before every destination write: the reconciler hands each shard
+  a ``FenceIdentity`` (the same arguments it checks with), and the shard's host
+  turns it into a write gate (``write_gate``: ``engine.gate.CachedGate`` over
+  ``check_identity``, one per syncer per process, answer cached 2 s,
+  invalidated by any destination transport error or 5xx). So a shard that kept
+  running through a partition re-checks before its first write after the
+  partition heals, and writes nothing into a destination promoted meanwhile;
+  in steady state a write relies on an answer at most 2 s old.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +63,8 @@ ANN_EPOCH = f"{API_GROUP}/failover-epoch"
 ANN_LAST_FAILOVER = f"{API_GROUP}/last-failover"
 
 FENCE_TTL_S = 10.0
+# How long a shard's write gate trusts a "not fenced" answer (engine.gate.CachedGate).
+GATE_TTL_S = 2.0
 
 KRMSYNCER_RES = ResourceInfo(
     API_GROUP, API_VERSION, KIND, PLURAL, namespaced=True, has_status=True,
@@ -224,6 +240,79 @@ def _secret_server(secret: Mapping[str, Any], key: str) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class FenceIdentity:
+    """What the split-brain check of one syncer needs, as plain picklable data.
+
+    Built by the reconciler (which checks with it) and carried to the shard hosts
+    in ``DesiredShard.fence`` (their write gates check with it): both ask the
+    same question. It holds no credentials; its change restarts the shards
+    (it is part of their revision), so a gate never checks with a stale epoch.
+    """
+
+    syncer: str  # namespace/name of the KRMSyncer
+    epoch: int  # its failover epoch
+    push: bool  # pull mode: the destination is our own cluster, where we are a peer too
+    source_server: str | None  # the source cluster's API server URL
+    dest_name: str  # how messages name the destination
+    rules: tuple[RuleKey, ...]  # what the syncer reads (URL-matched peers must overlap it)
+
+    @property
+    def namespace(self) -> str:
+        return self.syncer.split("/", 1)[0]
+
+    def token(self) -> str:
+        """A deterministic text form (frozenset order varies by process) for shard revisions."""
+        rules = [[g, k, sorted(n) if n is not None else None] for g, k, n in self.rules]
+        return json.dumps(
+            [self.syncer, self.epoch, self.push, self.source_server, self.dest_name, rules],
+            separators=(",", ":"),
+        )
+
+
+def fence_identity(
+    *, syncer: str, raw: Mapping[str, Any], push: bool, source_server: str | None, dest_name: str
+) -> FenceIdentity:
+    """The identity of the KRMSyncer object ``raw`` (its epoch annotation and rules)."""
+    return FenceIdentity(
+        syncer=syncer,
+        epoch=epoch_of(raw),
+        push=push,
+        source_server=source_server,
+        dest_name=dest_name,
+        rules=rule_keys(raw.get("spec")),
+    )
+
+
+async def check_identity(dest: Any, ident: FenceIdentity) -> FenceDecision:
+    """``check_fencing`` for a ``FenceIdentity`` (``dest``: a client of the syncer's destination)."""
+    return await check_fencing(
+        dest,
+        namespace=ident.namespace,
+        me=ident.syncer,
+        my_epoch=ident.epoch,
+        source_server=ident.source_server,
+        dest_name=ident.dest_name,
+        exclude_self=not ident.push,
+        my_rules=ident.rules,
+    )
+
+
+def write_gate_check(dest: Any, ident: FenceIdentity) -> Callable[[], Awaitable[str | None]]:
+    """The check behind a shard's write gate: None when clear, else the SplitBrain message.
+
+    ``Unchecked`` (no RBAC to list KRMSyncers on the destination) does not block,
+    as in the reconciler; transport errors and 5xx propagate, and the gate fails
+    closed on them.
+    """
+
+    async def check() -> str | None:
+        decision = await check_identity(dest, ident)
+        return f"{decision.reason}: {decision.message}" if decision.fenced else None
+
+    return check
+
+
 async def check_fencing(
     dest: Any,
     *,
@@ -235,6 +324,7 @@ async def check_fencing(
     exclude_self: bool = False,
     read_secrets: bool = True,
     my_spec: Mapping[str, Any] | None = None,
+    my_rules: Iterable[RuleKey] | None = None,
 ) -> FenceDecision:
     """Read the destination's KRMSyncers in ``namespace`` and decide.
 
@@ -270,7 +360,9 @@ async def check_fencing(
         peers=peers,
         dest_name=dest_name,
         exclude_self=exclude_self,
-        my_rules=rule_keys(my_spec) if my_spec is not None else None,
+        my_rules=my_rules if my_rules is not None else (
+            rule_keys(my_spec) if my_spec is not None else None
+        ),
     )
 
 

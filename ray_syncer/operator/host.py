@@ -12,7 +12,13 @@ directly with fake shards. It meets its neighbours like this:
 * the engine's ``Shard`` (interface 6) is built by ``shard_factory``; clients
   are built from picklable ``ClusterConfig`` values and shared: one client per
   cluster config in this process, so a syncer's shards share one destination
-  connection pool and its rate limit.
+  connection pool and its rate limit;
+* split-brain fencing reaches the engine here: for a ``DesiredShard`` that
+  carries a ``FenceIdentity`` the host builds the shard's write gate
+  (``engine.gate.CachedGate`` over ``fencing.write_gate_check`` on the shared
+  destination client), one per syncer identity and destination in this
+  process, shared by that syncer's shards so the check costs one KRMSyncer
+  list per syncer per gate TTL, not one per shard.
 """
 
 from __future__ import annotations
@@ -67,7 +73,9 @@ def default_client_factory(config: Any) -> ClientLike:
     return KubeClient(config)
 
 
-def default_shard_factory(desired: DesiredShard, source: Any, dest: Any) -> ShardLike:
+def default_shard_factory(
+    desired: DesiredShard, source: Any, dest: Any, *, write_gate: Any = None
+) -> ShardLike:
     from ray_syncer.engine.shard import Shard
 
     metrics = None
@@ -77,7 +85,10 @@ def default_shard_factory(desired: DesiredShard, source: Any, dest: Any) -> Shar
         metrics = ShardMetrics(desired.spec.syncer_key, desired.shard_id)
     except ImportError:  # metrics module not available in this build
         metrics = None
-    return Shard(desired.spec, source=source, dest=dest, options=desired.options, metrics=metrics)
+    return Shard(
+        desired.spec, source=source, dest=dest, options=desired.options, metrics=metrics,
+        write_gate=write_gate,
+    )
 
 
 def _metrics_snapshot() -> Any:
@@ -112,10 +123,12 @@ class HostCore:
         self.name = name
         self.syncer_key = syncer_key
         self.incarnation = uuid.uuid4().hex[:12]
-        self._shard_factory = shard_factory or default_shard_factory
+        self._shard_factory = shard_factory or self._default_shard
         self._client_factory = client_factory or default_client_factory
         self._shards: dict[str, _Running] = {}
         self._clients: dict[Any, tuple[ClientLike, int]] = {}
+        # Write gates per (fence identity, destination config), refcounted by shard id.
+        self._gates: dict[Any, tuple[Any, set[str]]] = {}
         self._lock = asyncio.Lock()
 
     # -- clients, shared per cluster config within this process --
@@ -136,6 +149,30 @@ class HostCore:
         else:
             self._clients[config] = (client, refs - 1)
 
+    # -- write gates (split-brain fencing before every write), shared per syncer --
+    def _default_shard(self, desired: DesiredShard, source: Any, dest: Any) -> ShardLike:
+        gate = None
+        if desired.fence is not None:
+            from ray_syncer.engine.gate import CachedGate
+            from ray_syncer.fencing import GATE_TTL_S, write_gate_check
+
+            key = (desired.fence, desired.dest)
+            entry = self._gates.get(key)
+            if entry is None:
+                check = write_gate_check(dest, desired.fence)
+                entry = (CachedGate(check, ttl_s=GATE_TTL_S, name="split-brain check"), set())
+                self._gates[key] = entry
+            entry[1].add(desired.shard_id)
+            gate = entry[0]
+        return default_shard_factory(desired, source, dest, write_gate=gate)
+
+    async def _release_gate(self, shard_id: str) -> None:
+        for key, (gate, users) in list(self._gates.items()):
+            users.discard(shard_id)
+            if not users:
+                del self._gates[key]
+                await gate.close()
+
     # -- lifecycle --
     async def start_shard(self, desired: DesiredShard) -> bool:
         """Start (or restart at a new revision); returns False when it already ran as wanted."""
@@ -150,6 +187,7 @@ class HostCore:
             try:
                 shard = self._shard_factory(desired, source, dest)
             except Exception:
+                await self._release_gate(desired.shard_id)
                 await self._release(desired.source)
                 await self._release(desired.dest)
                 raise
@@ -190,6 +228,7 @@ class HostCore:
             entry.task.cancel()
         await asyncio.gather(entry.task, return_exceptions=True)
         del self._shards[shard_id]
+        await self._release_gate(shard_id)
         await self._release(entry.desired.source)
         await self._release(entry.desired.dest)
         try:

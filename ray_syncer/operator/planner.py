@@ -160,10 +160,16 @@ async def expand_rules(client: Any, syncer: KRMSyncer) -> dict[int, list[Resourc
     return out
 
 
-def revision(spec: ShardSpec, *, credentials: str, options: Any = None) -> str:
-    """Digest of everything whose change must restart the shard."""
+def revision(spec: ShardSpec, *, credentials: str, options: Any = None, fence: str = "") -> str:
+    """Digest of everything whose change must restart the shard.
+
+    ``fence`` is the syncer's ``FenceIdentity.token()``: a shard's write gate checks
+    with the identity it was started with, so a new epoch or rule set restarts it.
+    """
     h = hashlib.sha256()
     h.update(repr(spec).encode())
     h.update(credentials.encode())
     h.update(repr(options).encode())
+    if fence:
+        h.update(fence.encode())
     return h.hexdigest()[:16]

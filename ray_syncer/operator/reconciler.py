@@ -39,7 +39,13 @@ from urllib.parse import urlsplit
 from ray_syncer import API_GROUP, API_VERSION, KIND, PLURAL
 from ray_syncer.api.models import KRMSyncer, SpecError, is_suspended_effectively, parse_krmsyncer
 from ray_syncer.engine.spec import ShardHealth, ShardSpec
-from ray_syncer.fencing import FenceCache, FenceDecision, check_fencing, epoch_of
+from ray_syncer.fencing import (
+    FenceCache,
+    FenceDecision,
+    FenceIdentity,
+    check_identity,
+    fence_identity,
+)
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
 from ray_syncer.kube.config import ClusterConfig, KubeconfigError, load_kubeconfig_text
 from ray_syncer.operator.executor import SupervisorReport
@@ -408,7 +414,16 @@ class Reconciler:
         source_cluster = (
             self.settings.cluster_name if push else (remote.config.name or remote.config.server)
         )
-        fence = await self._fence(key, raw, remote, push)
+        ident = fence_identity(
+            syncer=key,
+            raw=raw,
+            push=push,
+            source_server=source_cfg.server,
+            dest_name=(remote.config.name or remote.config.server)
+            if push
+            else self.settings.cluster_name,
+        )
+        fence = await self._fence(ident, remote)
         if fence is not None and fence.fenced:
             # Both directions active: write nothing until a person resolves it.
             st.shards = {}
@@ -455,10 +470,13 @@ class Reconciler:
         st.shards = {
             s.shard_id: DesiredShard(
                 spec=s,
-                revision=revision(s, credentials=remote.digest, options=options),
+                revision=revision(
+                    s, credentials=remote.digest, options=options, fence=ident.token()
+                ),
                 source=source_cfg,
                 dest=dest_cfg,
                 options=options,
+                fence=ident,  # the shards' write gate re-checks this before every write
             )
             for s in plan.shards
         }
@@ -532,12 +550,15 @@ class Reconciler:
             remote.probed_at = now
         return remote, None, False
 
-    async def _fence(
-        self, key: str, raw: Mapping[str, Any], remote: _Remote, push: bool
-    ) -> FenceDecision | None:
-        """Split-brain check before shards may write (cached; fresh after an unreachable spell)."""
-        epoch = epoch_of(raw)
-        cache_key = f"{key}@{epoch}"
+    async def _fence(self, ident: FenceIdentity, remote: _Remote) -> FenceDecision | None:
+        """Split-brain check before shards are planned (cached; fresh after an unreachable spell).
+
+        Between these checks, each shard's write gate asks the same question before it
+        writes (``ray_syncer.fencing``), so a partition healing between two passes
+        cannot let a fenced syncer write.
+        """
+        key = ident.syncer
+        cache_key = f"{key}@{ident.epoch}"
         if remote.problem is not None:
             self.fences.invalidate(cache_key)  # re-check first thing once it answers again
             return self.fences.last(cache_key)
@@ -545,18 +566,7 @@ class Reconciler:
         if cached is not None:
             return cached
         try:
-            decision = await check_fencing(
-                remote.client if push else self.client,
-                namespace=key.split("/", 1)[0],
-                me=key,
-                my_epoch=epoch,
-                source_server=self.own_config.server if push else remote.config.server,
-                dest_name=(remote.config.name or remote.config.server)
-                if push
-                else self.settings.cluster_name,
-                exclude_self=not push,
-                my_spec=raw.get("spec"),
-            )
+            decision = await check_identity(remote.client if ident.push else self.client, ident)
         except (ApiError, TransportError) as exc:
             log.warning("%s: split-brain check failed: %s", key, type(exc).__name__)
             self.fences.invalidate(cache_key)

@@ -43,6 +43,9 @@ class DesiredShard:
     source: Any = field(default=None, compare=False, repr=False)
     dest: Any = field(default=None, compare=False, repr=False)
     options: Any = field(default=None, compare=False, repr=False)
+    # The syncer's ray_syncer.fencing.FenceIdentity: the host builds the shard's write gate
+    # from it (None: no gate, e.g. fakes in tests).
+    fence: Any = field(default=None, compare=False, repr=False)
 
     @property
     def shard_id(self) -> str:
