@@ -73,16 +73,18 @@ async def cb(dr_clusters: Clusters) -> AsyncIterator[KubeClient]:
 
 
 @contextlib.asynccontextmanager
-async def local_operator(cluster: Cluster, *, namespace: str) -> AsyncIterator[Reconciler]:
+async def local_operator(
+    cluster: Cluster, *, namespace: str, tick_s: float = 0.3, probe_ttl_s: float = 1.0
+) -> AsyncIterator[Reconciler]:
     """``ray-syncer run`` for one cluster, in-process, shards in this event loop."""
     options = OperatorOptions(
         namespace=namespace,
         metrics_port=0,
         metrics_host="127.0.0.1",
         cluster_name=cluster.name,
-        tick_s=0.3,
+        tick_s=tick_s,
         discovery_ttl_s=2.0,
-        probe_ttl_s=1.0,
+        probe_ttl_s=probe_ttl_s,
         engine_options=fast_engine(),
     )
     backend = SupervisorCore(LocalDriver())
