@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from typing import Any
 
 import yaml
@@ -158,3 +161,29 @@ def test_url_match_needs_overlapping_rules() -> None:
     # A failover marker is explicit: it fences whatever the rules say.
     p = Peer(key="ns/back", active=True, mode="push", epoch=0, reverse_of="ns/app", writes=other_ns)
     assert decide(me="ns/app", my_epoch=0, source_server=None, peers=[p], my_rules=mine).fenced
+
+
+def test_identity_token_is_deterministic_and_an_epoch_change_restarts_shards() -> None:
+    from ray_syncer.engine.spec import ShardSpec
+    from ray_syncer.fencing import FenceIdentity
+    from ray_syncer.operator.planner import revision
+
+    def ident(namespaces: list[str], epoch: int = 0) -> FenceIdentity:
+        return FenceIdentity(syncer="ns/app", epoch=epoch, push=True, source_server="https://a",
+                             dest_name="b", rules=(("", "ConfigMap", frozenset(namespaces)),))
+
+    names = [f"n{i}" for i in range(20)]
+    # frozenset iteration order depends on the process's hash seed; the token must not
+    # (an operator restart would otherwise restart every shard).
+    code = ("from ray_syncer.fencing import FenceIdentity as F; print(F('ns/app', 0, True, "
+            "'https://a', 'b', (('', 'ConfigMap', frozenset(f'n{i}' for i in range(20))),)).token())")
+    tokens = {
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                       capture_output=True, text=True, check=True).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert tokens == {ident(names).token()}
+    spec = ShardSpec("ns", "app", "", "v1", "ConfigMap")
+    r = revision(spec, credentials="k", fence=ident(names).token())
+    assert r == revision(spec, credentials="k", fence=ident(names).token())
+    assert r != revision(spec, credentials="k", fence=ident(names, epoch=5).token())
