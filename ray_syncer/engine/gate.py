@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ray_syncer.engine.clock import Clock, RealClock
 from ray_syncer.kube.client import ApiError, TransportError
+
+log = logging.getLogger(__name__)
 
 GATE_TTL_S = 2.0
 
@@ -94,8 +97,10 @@ class CachedGate:
         self.checks += 1
         try:
             answer = await self._check()
-        except (ApiError, TransportError) as exc:
+        except Exception as exc:
             # Cannot tell whether writing is safe: refuse, and do not remember the refusal.
+            if not isinstance(exc, ApiError | TransportError):
+                log.exception("%s failed", self._name)  # a bug must not open the gate
             what = f"{exc.status} {exc.reason}" if isinstance(exc, ApiError) else type(exc).__name__
             return generation, f"{self._name}: cannot check the destination ({what}); writes wait", False
         if generation == self._generation:

@@ -142,7 +142,7 @@ async def test_gate_caches_for_its_ttl_and_shares_one_check() -> None:
 
 
 async def test_a_failing_check_refuses_and_is_not_remembered() -> None:
-    answers: list[Any] = [ApiError(503, "ServiceUnavailable"), None]
+    answers: list[Any] = [ApiError(503, "ServiceUnavailable"), KeyError("bug"), None]
 
     async def check() -> str | None:
         a = answers.pop(0)
@@ -153,5 +153,7 @@ async def test_a_failing_check_refuses_and_is_not_remembered() -> None:
     gate = CachedGate(check, ttl_s=3600)
     refusal = await gate()
     assert refusal is not None and "503" in refusal  # fail closed
-    assert await gate() is None  # asked again, not the cached refusal
+    refusal = await gate()  # asked again, not the cached refusal
+    assert refusal is not None and "KeyError" in refusal  # a bug in the check fails closed too
+    assert await gate() is None
     assert answers == []
