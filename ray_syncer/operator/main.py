@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ray_syncer.engine.options import EngineOptions
 from ray_syncer.operator.executor import SupervisorReport
 from ray_syncer.operator.planner import Tenancy
 from ray_syncer.operator.reconciler import Backend, Reconciler, Settings
@@ -76,6 +77,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--cluster-name", default=None, help="this cluster's identity in ownership annotations"
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    # Engine tuning: how hard shards may write. Defaults suit a production API server.
+    engine = EngineOptions()
+    tuning = parser.add_argument_group("engine tuning (per destination, per shard process)")
+    tuning.add_argument(
+        "--dest-qps",
+        type=float,
+        default=engine.dest_qps,
+        help=f"token-bucket write rate per destination (default {engine.dest_qps:g}/s)",
+    )
+    tuning.add_argument(
+        "--dest-burst",
+        type=int,
+        default=engine.dest_burst,
+        help=f"token-bucket burst per destination (default {engine.dest_burst})",
+    )
+    tuning.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=engine.max_in_flight,
+        help=f"concurrent writes per shard (default {engine.max_in_flight})",
+    )
+    tuning.add_argument(
+        "--batch-size",
+        type=int,
+        default=engine.batch_size,
+        help=f"ready keys drained per batch (default {engine.batch_size})",
+    )
+    tuning.add_argument(
+        "--delete-guard-fraction",
+        type=float,
+        default=engine.delete_guard_fraction,
+        help="delete-storm guard: pause deletes when a relist would remove more than this "
+        f"fraction (default {engine.delete_guard_fraction:g}) ...",
+    )
+    tuning.add_argument(
+        "--delete-guard-min",
+        type=int,
+        default=engine.delete_guard_min,
+        help=f"... and more than this many owned objects (default {engine.delete_guard_min})",
+    )
 
 
 @dataclass
@@ -118,6 +159,17 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
     tenants = frozenset(t.strip() for t in (args.tenant_namespaces or "").split(",") if t.strip())
     if args.max_shards_per_actor < 0:
         raise SystemExit("--max-shards-per-actor must be >= 0")
+    try:
+        engine = EngineOptions(
+            dest_qps=args.dest_qps,
+            dest_burst=args.dest_burst,
+            max_in_flight=args.max_in_flight,
+            batch_size=args.batch_size,
+            delete_guard_fraction=args.delete_guard_fraction,
+            delete_guard_min=args.delete_guard_min,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"ray-syncer run: {exc}") from None
     return OperatorOptions(
         namespace=args.namespace,
         metrics_port=args.metrics_port,
@@ -126,6 +178,7 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         tenant_namespaces=tenants,
         max_shards_per_actor=args.max_shards_per_actor,
         cluster_name=args.cluster_name,
+        engine_options=engine,
     )
 
 

@@ -1,0 +1,49 @@
+"""`ray-syncer run` flags reach the operator and the engine as parsed values."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ray_syncer.engine.options import EngineOptions
+from ray_syncer.operator.main import configure, options_from_args
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_are_the_engines_production_defaults() -> None:
+    opts = options_from_args(_parse())
+    assert opts.engine_options == EngineOptions()
+    assert opts.metrics_port == 9090
+    assert opts.max_shards_per_actor == 1
+
+
+def test_engine_tuning_flags_reach_the_engine_options() -> None:
+    opts = options_from_args(
+        _parse(
+            "--dest-qps", "1500", "--dest-burst", "3000", "--max-in-flight", "64",
+            "--batch-size", "250", "--delete-guard-fraction", "0.2", "--delete-guard-min", "5",
+            "--tenant-namespaces", "ops, platform", "--restrict-to-own-namespace",
+        )
+    )  # fmt: skip
+    e = opts.engine_options
+    assert (e.dest_qps, e.dest_burst, e.max_in_flight, e.batch_size) == (1500, 3000, 64, 250)
+    assert (e.delete_guard_fraction, e.delete_guard_min) == (0.2, 5)
+    assert opts.tenant_namespaces == frozenset({"ops", "platform"})
+    assert opts.settings("ctx").engine_options is e
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("--dest-qps", "0"), ("--max-in-flight", "0"), ("--delete-guard-fraction", "1.5"),
+     ("--max-shards-per-actor", "-1")],
+)  # fmt: skip
+def test_invalid_tuning_is_refused_with_a_message(argv: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        options_from_args(_parse(*argv))
+    assert "must be" in str(exc.value)
