@@ -263,6 +263,14 @@ def _select(
             f"cluster {cluster_name!r} server URL embeds credentials (user:password@host); "
             "put them in the user entry (token or client certificate)",
         )
+    # A query or fragment has no meaning in a server URL and can carry a credential
+    # (?token=...); refuse it, again without echoing the URL.
+    if "?" in server or "#" in server:
+        raise KubeconfigError(
+            "KubeconfigInvalid",
+            f"cluster {cluster_name!r} server URL has a query or fragment; "
+            "a server URL is scheme://host[:port][/path]",
+        )
     # A URL that does not parse (port out of range, broken IPv6) must fail here, precisely,
     # not as a ValueError wherever the server is used later.
     try:

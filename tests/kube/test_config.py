@@ -250,6 +250,23 @@ def test_no_server() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "server",
+    [f"https://dr.example:6443/?token={TOKEN}", f"https://dr.example:6443/k8s#{TOKEN}"],
+)
+def test_server_url_with_query_or_fragment_is_refused_without_echo(server: str) -> None:
+    exc = refused(text(kubeconfig(cluster={"server": server})))
+    assert exc.reason == "KubeconfigInvalid"
+    assert "query or fragment" in exc.message
+    assert_no_secret(str(exc), repr(exc), exc.message)
+
+
+def test_server_url_with_a_path_prefix_is_accepted() -> None:
+    # Proxies (e.g. Rancher) serve clusters under a path prefix: that is a valid server URL.
+    cfg = load_kubeconfig_text(text(kubeconfig(cluster={"server": "https://rancher.example/k8s/clusters/c-1"})))
+    assert cfg.server.startswith("https://rancher.example/k8s/clusters/c-1")
+
+
 def test_server_not_a_url() -> None:
     assert refused(text(kubeconfig(cluster={"server": "dr.example:6443"}))).reason == (
         "KubeconfigNoServer"
