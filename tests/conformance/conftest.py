@@ -1,8 +1,9 @@
 """The cluster the conformance suite runs against.
 
-By default an in-memory server (ray_syncer.testing) in a background thread,
-shared by the session. With ``KRMSYNCER_TEST_KUBECONFIG=/path`` the same tests
-run against that real cluster instead; tests that need the in-memory server's
+Every test runs on both substrates (tests/substrate.py): the in-memory server
+(ray_syncer.testing) in a background thread, and the source of the real pair
+(envtest control planes from ``KUBEBUILDER_ASSETS``, or a cluster from
+``KRMSYNCER_E2E_SOURCE_KUBECONFIG``). Tests that need the in-memory server's
 controls (fault injection, extra users, TLS variants) take the ``fake``
 fixture, which skips on a real cluster with the reason.
 
@@ -15,7 +16,6 @@ codes, headers, the wire format of watch streams).
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,11 +24,10 @@ from typing import Any
 import orjson
 import pytest
 import urllib3
+import yaml
 from kubernetes import client, config, dynamic
 
 from ray_syncer.testing import ThreadedApiServer, start_in_thread
-
-REAL_KUBECONFIG = os.environ.get("KRMSYNCER_TEST_KUBECONFIG")
 
 
 @dataclass
@@ -113,10 +112,11 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    if REAL_KUBECONFIG:
+def cluster(substrate: str, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    if substrate == "real":
+        pair = request.getfixturevalue("real_pair")
         cfg = client.Configuration()
-        config.load_kube_config(config_file=REAL_KUBECONFIG, client_configuration=cfg)
+        config.load_kube_config_from_dict(yaml.safe_load(pair.source.kubeconfig), client_configuration=cfg)
         yield Cluster(cfg, None)
         return
     server = start_in_thread(name="conformance", bookmark_interval=0.2)

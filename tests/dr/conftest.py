@@ -17,11 +17,10 @@ import pytest
 
 from ray_syncer.api.crd import load_crd
 from ray_syncer.kube.client import ApiError, KubeClient
-from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.operator.executor import LocalDriver, SupervisorCore
 from ray_syncer.operator.main import OperatorOptions, serve
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, Reconciler
-from tests.e2e.harness import Cluster, Clusters, env_clusters, fast_engine, wait_for
+from tests.e2e.harness import Cluster, Clusters, fast_engine, substrate_clusters, wait_for
 
 
 async def _install_crd(cluster: Cluster) -> None:
@@ -40,24 +39,11 @@ async def _install_crd(cluster: Cluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def dr_clusters() -> Iterator[Clusters]:
-    given = env_clusters()
-    servers = []
-    if given is None:
-        from ray_syncer.testing import start_in_thread
-
-        a = start_in_thread(name="alpha")
-        b = start_in_thread(name="beta")
-        servers = [a, b]
-        given = Clusters(
-            Cluster("alpha", a.kubeconfig(), load_kubeconfig_text(a.kubeconfig()), a),
-            Cluster("beta", b.kubeconfig(), load_kubeconfig_text(b.kubeconfig()), b),
-        )
-    asyncio.run(_install_crd(given.source))
-    asyncio.run(_install_crd(given.dest))
-    yield given
-    for s in servers:
-        s.stop()
+def dr_clusters(substrate: str, request: pytest.FixtureRequest) -> Iterator[Clusters]:
+    with substrate_clusters(substrate, request, ("alpha", "beta")) as given:
+        asyncio.run(_install_crd(given.source))
+        asyncio.run(_install_crd(given.dest))
+        yield given
 
 
 @pytest.fixture

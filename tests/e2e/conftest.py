@@ -11,10 +11,9 @@ import pytest
 from ray_syncer import actors
 from ray_syncer.api.crd import load_crd
 from ray_syncer.kube.client import ApiError, KubeClient
-from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES
 
-from .harness import Cluster, Clusters, env_clusters
+from .harness import Cluster, Clusters, substrate_clusters
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,24 +56,11 @@ async def _install_crd(cluster: Cluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def clusters(ray_session: None) -> Iterator[Clusters]:
-    given = env_clusters()
-    servers = []
-    if given is None:
-        from ray_syncer.testing import start_in_thread
-
-        src = start_in_thread(name="source")
-        dst = start_in_thread(name="destination")
-        servers = [src, dst]
-        given = Clusters(
-            Cluster("source", src.kubeconfig(), load_kubeconfig_text(src.kubeconfig()), src),
-            Cluster("destination", dst.kubeconfig(), load_kubeconfig_text(dst.kubeconfig()), dst),
-        )
-    asyncio.run(_install_crd(given.source))
-    asyncio.run(_install_crd(given.dest))
-    yield given
-    for s in servers:
-        s.stop()
+def clusters(ray_session: None, substrate: str, request: pytest.FixtureRequest) -> Iterator[Clusters]:
+    with substrate_clusters(substrate, request, ("source", "destination")) as given:
+        asyncio.run(_install_crd(given.source))
+        asyncio.run(_install_crd(given.dest))
+        yield given
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,20 +255,34 @@ async def _ready(holder: dict[str, Any], task: asyncio.Task[Any]) -> bool:
     return "r" in holder
 
 
-def cluster_from_kubeconfig(path: str, name: str) -> Cluster:
-    text = Path(path).read_text()
-    return Cluster(
-        name=name,
-        kubeconfig=text,
-        config=load_kubeconfig_text(text, allow_files=True, allow_exec=True),
-    )
+@contextlib.contextmanager
+def substrate_clusters(
+    substrate: str, request: pytest.FixtureRequest, names: tuple[str, str]
+) -> Iterator[Clusters]:
+    """The two clusters of a substrate (tests/substrate.py), named ``names`` (source, destination).
+
+    ``memory``: two in-memory servers, stopped after. ``real``: the session's real pair, shared
+    with the other suites (tests keep to namespaces of their own).
+    """
+    if substrate == "real":
+        pair = request.getfixturevalue("real_pair")
+        yield Clusters(
+            _real(names[0], pair.source.kubeconfig), _real(names[1], pair.dest.kubeconfig)
+        )
+        return
+    from ray_syncer.testing import start_in_thread
+
+    servers = [start_in_thread(name=n) for n in names]
+    try:
+        yield Clusters(
+            *(Cluster(n, s.kubeconfig(), load_kubeconfig_text(s.kubeconfig()), s)
+              for n, s in zip(names, servers, strict=True))
+        )
+    finally:
+        for s in servers:
+            s.stop()
 
 
-def env_clusters() -> Clusters | None:
-    src = os.environ.get("KRMSYNCER_E2E_SOURCE_KUBECONFIG")
-    dst = os.environ.get("KRMSYNCER_E2E_DEST_KUBECONFIG")
-    if not (src and dst):
-        return None
-    return Clusters(
-        cluster_from_kubeconfig(src, "source"), cluster_from_kubeconfig(dst, "destination")
-    )
+def _real(name: str, kubeconfig: str) -> Cluster:
+    # A user's kubeconfig may name files or exec plugins; the tests trust it as kubectl would.
+    return Cluster(name, kubeconfig, load_kubeconfig_text(kubeconfig, allow_files=True, allow_exec=True))

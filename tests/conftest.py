@@ -1,0 +1,75 @@
+"""Session-wide fixtures and the per-substrate report (see tests/substrate.py).
+
+At the end of a run this prints the pass/fail/skip counts of each substrate.
+With ``KRMSYNCER_REQUIRE_REAL=1`` (CI sets it when it has the control-plane
+binaries) the run fails unless real-cluster tests were collected and passed:
+a suite that silently skipped them all is not a green run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .substrate import SUBSTRATES, RealClusters, real_clusters
+
+REQUIRE_REAL_ENV = "KRMSYNCER_REQUIRE_REAL"
+_outcomes: dict[str, Counter[str]] = {s: Counter() for s in SUBSTRATES}
+
+
+@pytest.fixture(scope="session", params=SUBSTRATES)
+def substrate(request: pytest.FixtureRequest) -> str:
+    """``memory`` or ``real``; a suite's cluster fixture takes it to run every test on both."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def real_pair() -> Iterator[RealClusters]:
+    """Two real clusters for the whole session (started on first use), or a skip with the reason."""
+    yield from real_clusters()
+
+
+def _substrate_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    value = callspec.params.get("substrate")
+    return value if value in SUBSTRATES else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    sub = _substrate_of(item)
+    if sub is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _outcomes[sub][report.outcome] += 1
+    elif report.when == "teardown" and report.outcome == "failed":
+        _outcomes[sub]["failed"] += 1
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not any(_outcomes.values()):
+        return
+    terminalreporter.section("substrates")
+    for sub in SUBSTRATES:
+        c = _outcomes[sub]
+        terminalreporter.write_line(
+            f"{sub:>6}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get(REQUIRE_REAL_ENV) != "1":
+        return
+    real = _outcomes["real"]
+    if real["passed"] == 0:
+        print(f"\n{REQUIRE_REAL_ENV}=1 but no real-cluster test passed "
+              f"({real['skipped']} skipped, {real['failed']} failed): the real substrate did not run")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
