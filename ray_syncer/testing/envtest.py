@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import datetime
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -39,6 +40,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -155,6 +157,9 @@ class ControlPlaneOptions:
     # Extra users for the token file: name -> groups. Each gets a fresh token (``tokens``).
     users: dict[str, list[str]] = field(default_factory=dict)
     start_timeout_s: float = 90.0
+    # An audit log of every request (metadata only): the real cluster's request log for tests.
+    # Off for benchmarks, where its cost would be measured too.
+    audit: bool = True
     extra_apiserver_flags: tuple[str, ...] = ()
 
 
@@ -260,6 +265,7 @@ class ControlPlane:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--endpoint-reconciler-type=none",
             f"--etcd-compaction-interval={self.options.compaction_interval}",
+            *self._audit_flags(),
             *self.options.extra_apiserver_flags,
         ])
         self.kubeconfig_path.write_text(self.kubeconfig())
@@ -284,6 +290,43 @@ class ControlPlane:
             # Ready when it has done its first job: the default namespace's ServiceAccount.
             self._wait("kube-controller-manager",
                        lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default") == 200)
+
+    def _audit_flags(self) -> list[str]:
+        if not self.options.audit:
+            return []
+        policy = self.folder / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["RequestReceived", "ResponseStarted"],
+            "rules": [{"level": "Metadata"}],
+        }))
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_path}",
+                "--audit-log-format=json", "--audit-log-mode=blocking", "--audit-log-maxbackup=0"]
+
+    @property
+    def audit_path(self) -> Path:
+        return self.folder / "audit.log"
+
+    def audit_offset(self) -> int:
+        """Where the audit log ends now: pass it to :meth:`audit_events` to read what follows."""
+        try:
+            return self.audit_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def audit_events(self, since: int = 0) -> list[dict[str, Any]]:
+        """The audit events (one per completed request) written after offset ``since``."""
+        if not self.options.audit:
+            raise RuntimeError(f"{self.name}: started without an audit log")
+        try:
+            with open(self.audit_path, "rb") as f:
+                f.seek(since)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        # The apiserver may be mid-line: only whole lines count.
+        whole = data[: data.rfind(b"\n") + 1]
+        return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
