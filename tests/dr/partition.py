@@ -71,3 +71,17 @@ class Partition:
                 await writer.drain()
         with contextlib.suppress(OSError, RuntimeError):
             writer.write_eof()
+
+
+async def linked(kubeconfig: str, server: str) -> tuple[Partition, str]:
+    """A started link to ``server`` and ``kubeconfig`` rewritten to go through it.
+
+    "The cluster is down" for whoever holds that kubeconfig is ``cut()``: the same
+    mechanism on the in-memory server and on a real apiserver shared with other tests.
+    """
+    link = Partition(server)
+    await link.start()
+    through = kubeconfig.replace(server, link.url)
+    if link.url not in through:
+        raise AssertionError(f"{server} is not in the kubeconfig")
+    return link, through

@@ -77,6 +77,7 @@ async def test_cr_shard_waits_for_the_crd_then_syncs(
          "labelSelector": {"matchLabels": {"sync": home}}},
         {"group": group, "version": "v1", "kind": "Order", "namespaces": [home]},
     ]
+    mark = beta.log_mark()
     async with local_operator(alpha, namespace=home):
         await put_syncer(ca, krmsyncer(home, "app", rules=rules, secret="to-beta"))
 
@@ -98,8 +99,9 @@ async def test_cr_shard_waits_for_the_crd_then_syncs(
         got = await wait_for(lambda: get_or_none(cb, dst_res, namespace=home, name="o1"),
                              timeout=20, what="Order in beta")
         assert got["spec"] == {"qty": 3}
-        log = beta.server.request_log if beta.server is not None else []
-        order_writes = [r for r in log if "/orders" in r.path and r.method in ("PATCH", "POST", "PUT")]
+        order_writes = [r for r in await beta.requests(mark)
+                        if f"/namespaces/{home}/orders" in r.path and r.method in ("PATCH", "POST", "PUT")]
+        assert order_writes, "the Order was synced without a write in the request log"
         assert all(r.status < 400 for r in order_writes), "a write to an unserved kind was tried"
 
 

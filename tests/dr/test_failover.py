@@ -7,6 +7,7 @@ import asyncio
 from ray_syncer.dr.failover import Plan, Transcript, run_failover
 from ray_syncer.fencing import ANN_EPOCH, ANN_REVERSE_OF
 from ray_syncer.kube.client import KubeClient
+from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.operator.reconciler import KRMSYNCER_RES
 from ray_syncer.operator.status import condition
 from tests.e2e.harness import (
@@ -25,6 +26,7 @@ from tests.e2e.harness import (
 
 from .conftest import local_operator
 from .helpers import Churn, cms, diff_of, live
+from .partition import linked
 
 
 def rule(ns: str) -> dict[str, object]:
@@ -129,12 +131,14 @@ async def test_emergency_failover_fences_the_returning_old_active(
     dr_clusters: Clusters, ca: KubeClient, cb: KubeClient
 ) -> None:
     alpha, beta = dr_clusters.source, dr_clusters.dest
-    server_a = alpha.require_server()
     home = unique("emerg")
     for c in (ca, cb):
         await ensure_namespace(c, home)
+    # Everything on beta's side (its operator, the person on call) reaches alpha through a link
+    # that the test cuts: alpha "dies" for them while the test still sees alpha.
+    link, alpha_via_link = await linked(alpha.kubeconfig, alpha.config.server)
     await put_secret(ca, home, "to-beta", beta.kubeconfig)
-    await put_secret(cb, home, "to-alpha", alpha.kubeconfig)
+    await put_secret(cb, home, "to-alpha", alpha_via_link)
     # The standby's syncer sits suspended on beta, ready for failover.
     standby = krmsyncer(home, "app", rules=[rule(home)], secret="to-alpha", suspend=True)
     async with local_operator(beta, namespace=home):
@@ -145,17 +149,18 @@ async def test_emergency_failover_fences_the_returning_old_active(
             await wait_for(lambda: _eq(cb, home, "orders", {"v": "1"}), what="synced to beta")
         # alpha's operator is gone (the cluster died); its last change never left alpha.
         await put_cm(ca, home, "orders", {"v": "stale-alpha"})
-        server_a.faults.outage(True)
+        await link.cut()
         try:
             log = Transcript()
             plan = Plan(namespace=home, name="app", reverse_name="app")
-            assert await run_failover(active=alpha.config, standby=beta.config, plan=plan,
-                                      emergency_mode=True, log=log) == 0
+            assert await run_failover(active=load_kubeconfig_text(alpha_via_link, allow_files=True),
+                                      standby=beta.config, plan=plan, emergency_mode=True,
+                                      log=log) == 0
             show(log, "emergency failover to beta")
             await put_cm(cb, home, "orders", {"v": "2-written-on-beta"})
             await put_cm(cb, home, "invoices", {"v": "new-on-beta"})
         finally:
-            server_a.faults.outage(False)
+            await link.heal()
 
         # alpha returns with its stale data and its syncer still active.
         async with local_operator(alpha, namespace=home):
@@ -177,6 +182,7 @@ async def test_emergency_failover_fences_the_returning_old_active(
             await wait_condition(ca, home, "app", "Suspended", "True", reason="Suspended")
             rev = await diff_of(cb, home, "app", source=cb, dest=ca)
             assert rev.in_sync, rev.to_json()
+    await link.close()
 
 
 async def test_split_brain_both_directions_refuse(

@@ -14,6 +14,8 @@ from ray_syncer.fencing import ANN_EPOCH, ANN_LAST_FAILOVER, ANN_REVERSE_OF
 from ray_syncer.operator.reconciler import KRMSYNCER_RES
 from tests.e2e.harness import Clusters, ensure_namespace, krmsyncer, put_secret, put_syncer, unique
 
+from .partition import linked
+
 
 def rule(ns: str) -> dict[str, object]:
     return {"group": "", "version": "v1", "kind": "ConfigMap", "namespaces": [ns]}
@@ -66,19 +68,26 @@ def test_refusals_change_nothing(dr_clusters: Clusters, tmp_path: Path,
 def test_emergency_promotes_the_standby_with_fencing_markers(
     dr_clusters: Clusters, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = dr_clusters.source.require_server()
     home = unique("fcli-e")
     asyncio.run(_setup(dr_clusters, home, standby=True))
     a, b = files(dr_clusters, tmp_path)
-    server.faults.outage(True)
-    try:
-        code = main(["failover", "app", "-n", home, "--emergency", "--kubeconfig", a,
-                     "--standby-kubeconfig", b])
-    finally:
-        server.faults.outage(False)
+
+    async def failover_while_alpha_is_down() -> int:
+        # The person on call reaches alpha through a link, and the link is down.
+        alpha = dr_clusters.source
+        link, via_link = await linked(alpha.kubeconfig, alpha.config.server)
+        Path(a).write_text(via_link)
+        await link.cut()
+        try:
+            return await asyncio.to_thread(main, ["failover", "app", "-n", home, "--emergency",
+                                                  "--kubeconfig", a, "--standby-kubeconfig", b])
+        finally:
+            await link.close()
+
+    code = asyncio.run(failover_while_alpha_is_down())
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "alpha does not answer" in out and "SplitBrain" in out
+    assert f"{dr_clusters.source.config.name} does not answer" in out and "SplitBrain" in out
     y = asyncio.run(_get(dr_clusters, home, "beta"))
     ann = y["metadata"]["annotations"]
     assert y["spec"]["suspend"] is False and y["spec"]["conflictPolicy"] == "Adopt"

@@ -29,10 +29,9 @@ from tests.e2e.harness import (
 )
 
 from .conftest import local_operator
-from .partition import Partition
+from .partition import linked
 
 WRITES = {"PATCH", "PUT", "POST", "DELETE"}
-ALPHA_USER = "alpha-operator"
 
 
 def rule(ns: str) -> dict[str, object]:
@@ -43,17 +42,12 @@ async def test_old_active_writes_nothing_after_a_partition_in_which_the_standby_
     dr_clusters: Clusters, ca: KubeClient, cb: KubeClient
 ) -> None:
     alpha, beta = dr_clusters.source, dr_clusters.dest
-    server_b = beta.require_server()
     home = unique("partition")
     for c in (ca, cb):
         await ensure_namespace(c, home)
     # alpha's operator reaches beta through a cuttable link, as its own user (for the log).
-    token = f"tok-{home}"
-    server_b.add_user(token, user=ALPHA_USER)
-    link = Partition(server_b.url)
-    await link.start()
-    to_beta = server_b.kubeconfig(token=token).replace(server_b.url, link.url)
-    assert link.url in to_beta
+    alpha_operator = await beta.add_user(f"alpha-operator-{home}")
+    link, to_beta = await linked(alpha_operator.kubeconfig, beta.config.server)
     await put_secret(ca, home, "to-beta", to_beta)
     await put_secret(cb, home, "to-alpha", alpha.kubeconfig)
     await put_syncer(cb, krmsyncer(home, "app", rules=[rule(home)], secret="to-alpha", suspend=True))
@@ -81,7 +75,7 @@ async def test_old_active_writes_nothing_after_a_partition_in_which_the_standby_
             await put_cm(cb, home, "orders", {"v": "2-written-on-beta"})
 
             # The partition heals; alpha's application writes again at once.
-            mark = len(server_b.request_log)
+            mark = beta.log_mark()
             await link.heal()
             for i in range(5):
                 await put_cm(ca, home, f"after-heal-{i}", {"v": "alpha"})
@@ -92,7 +86,7 @@ async def test_old_active_writes_nothing_after_a_partition_in_which_the_standby_
             assert "ray-syncer failover" in condition(st, "Ready")["message"]  # type: ignore[index]
             await asyncio.sleep(1.0)
 
-            after = [r for r in server_b.request_log[mark:] if r.user == ALPHA_USER]
+            after = [r for r in await beta.requests(mark) if r.user == alpha_operator.user]
             assert after, "alpha's operator never reached beta after the partition healed"
             writes = [f"{r.method} {r.path}" for r in after if r.method in WRITES]
             assert writes == [], f"the old active wrote into the promoted standby: {writes}"

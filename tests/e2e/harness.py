@@ -1,8 +1,12 @@
-"""End-to-end harness: two clusters (real via kubeconfig env, else in-memory), the operator in-process.
+"""End-to-end harness: two clusters (in-memory or real, see tests/substrate.py), the operator in-process.
 
-Tests talk to clusters through ``KubeClient`` only. ``Cluster.server`` is the
-in-memory server (request log, users) and is None on real clusters; tests
-that need it call ``Cluster.require_server()``, which skips with a reason.
+Tests talk to clusters through ``KubeClient`` only. What a test needs beyond
+the API has one interface on both substrates: ``Cluster.requests()`` is the
+request log (the in-memory server's own, or an envtest apiserver's audit log)
+and ``Cluster.add_user()`` makes a new identity (a token of the in-memory
+server's, or a ServiceAccount with a TokenRequest token). ``Cluster.server`` is
+the in-memory server, None on real clusters; tests that need its own controls
+call ``Cluster.require_server()``, which skips with a reason.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import asyncio
 import base64
 import contextlib
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import yaml
 
 from ray_syncer import actors
 from ray_syncer.engine.options import EngineOptions
@@ -25,11 +31,22 @@ from ray_syncer.kube.config import ClusterConfig, load_kubeconfig_text
 from ray_syncer.operator.main import OperatorOptions, serve
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES, Reconciler
 from ray_syncer.operator.status import condition
+from ray_syncer.testing.envtest import ControlPlane
+from ray_syncer.testing.http import RequestRecord
+from tests.substrate import RealCluster
 
 CM = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, has_status=False)
 NS = ResourceInfo("", "v1", "Namespace", "namespaces", False, has_status=True)
 DEPLOY = ResourceInfo("apps", "v1", "Deployment", "deployments", True, has_status=True)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+USERS_NS = "e2e-users"  # where a real cluster's test identities (ServiceAccounts) live
+
+
+@dataclass(frozen=True)
+class Identity:
+    token: str
+    kubeconfig: str
+    user: str  # as the request log names it
 
 
 @dataclass
@@ -38,14 +55,99 @@ class Cluster:
     kubeconfig: str
     config: ClusterConfig
     server: Any = None  # ThreadedApiServer when in-memory
+    plane: ControlPlane | None = None  # the envtest control plane when real and local
 
     def require_server(self) -> Any:
+        """The in-memory server itself, for its own controls (faults); skips on a real cluster."""
         if self.server is None:
-            pytest.skip("needs the in-memory API server's internals (request log / users)")
+            pytest.skip("needs the in-memory API server's own controls (faults)")
         return self.server
 
     def client(self) -> KubeClient:
         return KubeClient(self.config)
+
+    # -- the request log: the in-memory server's own, or a real apiserver's audit log ------------
+
+    def require_log(self) -> None:
+        if self.server is None and (self.plane is None or not self.plane.options.audit):
+            pytest.skip("needs a request log: the in-memory server's, or an envtest apiserver's "
+                        "audit log (a cluster from a kubeconfig has neither)")
+
+    def log_mark(self) -> int:
+        """A point in the request log; :meth:`requests` returns what came after it."""
+        self.require_log()
+        if self.server is not None:
+            return len(self.server.request_log)
+        assert self.plane is not None
+        return self.plane.audit_offset()
+
+    async def requests(self, since: int = 0) -> list[RequestRecord]:
+        """Every request the cluster answered after ``since`` (method, path, status, user)."""
+        self.require_log()
+        if self.server is not None:
+            return list(self.server.request_log[since:])
+        assert self.plane is not None
+        # The apiserver logs a request just after answering it: let the last ones land.
+        await asyncio.sleep(0.5)
+        return [_audit_record(e) for e in self.plane.audit_events(since)]
+
+    # -- identities ----------------------------------------------------------------------------
+
+    async def add_user(self, name: str) -> Identity:
+        """A new identity with full rights: its token, kubeconfig and name in the request log.
+
+        In memory, a bearer token of the server's; on a real cluster a ServiceAccount bound to
+        cluster-admin, with a token from the TokenRequest API, as a person would do it.
+        """
+        if self.server is not None:
+            token = f"tok-{name}-{uuid.uuid4().hex}"
+            self.server.add_user(token, user=name)
+            return Identity(token, self.server.kubeconfig(token=token), name)
+        async with self.client() as c:
+            await ensure_namespace(c, USERS_NS)
+            sa = {"apiVersion": "v1", "kind": "ServiceAccount",
+                  "metadata": {"name": name, "namespace": USERS_NS}}
+            with contextlib.suppress(ApiError):
+                await c.request("POST", f"/api/v1/namespaces/{USERS_NS}/serviceaccounts", body=sa)
+            binding = {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"e2e-{name}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "cluster-admin"},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": USERS_NS}],
+            }
+            with contextlib.suppress(ApiError):
+                await c.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                                body=binding)
+            issued = await c.request(
+                "POST", f"/api/v1/namespaces/{USERS_NS}/serviceaccounts/{name}/token",
+                body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                      "spec": {"expirationSeconds": 3600}},
+            )
+        token = str(issued["status"]["token"])
+        doc = yaml.safe_load(self.kubeconfig)
+        for entry in doc["users"]:
+            entry["user"] = {"token": token}
+        return Identity(token, yaml.safe_dump(doc, sort_keys=False),
+                        f"system:serviceaccount:{USERS_NS}:{name}")
+
+
+_VERB_METHOD = {"create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE",
+                "deletecollection": "DELETE"}
+
+
+def _audit_record(event: dict[str, Any]) -> RequestRecord:
+    path, _, query = str(event.get("requestURI", "")).partition("?")
+    verb = str(event.get("verb", ""))
+    return RequestRecord(
+        method=_VERB_METHOD.get(verb, "GET"),
+        path=path,
+        query=dict(urllib.parse.parse_qsl(query)),
+        content_type=None,
+        status=int((event.get("responseStatus") or {}).get("code") or 0),
+        user=(event.get("user") or {}).get("username"),
+        watch=verb == "watch",
+    )
 
 
 @dataclass
@@ -266,9 +368,7 @@ def substrate_clusters(
     """
     if substrate == "real":
         pair = request.getfixturevalue("real_pair")
-        yield Clusters(
-            _real(names[0], pair.source.kubeconfig), _real(names[1], pair.dest.kubeconfig)
-        )
+        yield Clusters(_real(names[0], pair.source), _real(names[1], pair.dest))
         return
     from ray_syncer.testing import start_in_thread
 
@@ -283,6 +383,7 @@ def substrate_clusters(
             s.stop()
 
 
-def _real(name: str, kubeconfig: str) -> Cluster:
+def _real(name: str, real: RealCluster) -> Cluster:
     # A user's kubeconfig may name files or exec plugins; the tests trust it as kubectl would.
-    return Cluster(name, kubeconfig, load_kubeconfig_text(kubeconfig, allow_files=True, allow_exec=True))
+    config = load_kubeconfig_text(real.kubeconfig, allow_files=True, allow_exec=True)
+    return Cluster(name, real.kubeconfig, config, plane=real.plane)

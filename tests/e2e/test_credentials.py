@@ -38,25 +38,17 @@ async def test_secret_rotation_restarts_shards_with_the_new_credentials(
     home = unique("rot")
     for c in (src, dst):
         await ensure_namespace(c, home)
-    server = clusters.dest.server
-    if server is not None:
-        server.add_user("rot-token-one-" + home, user="rot-one")
-        server.add_user("rot-token-two-" + home, user="rot-two")
-        first = server.kubeconfig(token="rot-token-one-" + home)
-        second = server.kubeconfig(token="rot-token-two-" + home)
-    else:  # a real cluster: same credentials, different text still counts as a rotation
-        first = clusters.dest.kubeconfig
-        doc = yaml.safe_load(first)
-        doc.setdefault("preferences", {})
-        second = yaml.safe_dump(doc) + "\n# rotated\n"
-    await put_secret(src, home, "dest-kubeconfig", first)
+    one = await clusters.dest.add_user(f"{home}-one")
+    two = await clusters.dest.add_user(f"{home}-two")
+    mark = clusters.dest.log_mark()
+    await put_secret(src, home, "dest-kubeconfig", one.kubeconfig)
     async with operator(clusters, namespace=home) as op:
         await put_syncer(src, krmsyncer(home, "s", rules=[cm_rule(home)]))
         await put_cm(src, home, "c", {"v": "1"})
         await wait_for(lambda: _eq(dst, home, "c", {"v": "1"}), what="synced with the first Secret")
         report = op.reconciler.last_report
         assert report is not None
-        await put_secret(src, home, "dest-kubeconfig", second)
+        await put_secret(src, home, "dest-kubeconfig", two.kubeconfig)
 
         async def restarted() -> bool:
             st = op.reconciler.state.get(f"{home}/s")
@@ -74,13 +66,12 @@ async def test_secret_rotation_restarts_shards_with_the_new_credentials(
         await wait_for(
             lambda: _eq(dst, home, "c", {"v": "2"}), what="synced with the rotated Secret"
         )
-    if server is not None:
-        writers = [
-            r.user
-            for r in server.request_log
-            if r.method in ("PATCH", "POST", "PUT") and f"/namespaces/{home}/configmaps" in r.path
-        ]
-        assert writers[0] == "rot-one" and writers[-1] == "rot-two"
+    writers = [
+        r.user
+        for r in await clusters.dest.requests(mark)
+        if r.method in ("PATCH", "POST", "PUT") and f"/namespaces/{home}/configmaps" in r.path
+    ]
+    assert writers[0] == one.user and writers[-1] == two.user
 
 
 def _revisions(report: SupervisorReport) -> set[str]:

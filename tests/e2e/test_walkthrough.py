@@ -93,13 +93,13 @@ async def _gone(dst: KubeClient, ns: str) -> bool:
 async def test_kubeconfig_token_never_reaches_logs(
     clusters: Clusters, src: KubeClient, dst: KubeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = clusters.dest.require_server()
-    token = "e2e-secret-token-" + unique("t")
-    server.add_user(token, user="syncer-e2e")
+    identity = await clusters.dest.add_user(unique("syncer-e2e"))
+    token = identity.token
+    mark = clusters.dest.log_mark()
     ns = unique("tok")
     for c in (src, dst):
         await ensure_namespace(c, ns)
-    await put_secret(src, ns, "dest-kubeconfig", server.kubeconfig(token=token))
+    await put_secret(src, ns, "dest-kubeconfig", identity.kubeconfig)
     caplog.set_level(logging.DEBUG)
     started = time.time()
     async with operator(clusters, namespace=ns):
@@ -114,7 +114,7 @@ async def test_kubeconfig_token_never_reaches_logs(
         await wait_condition(src, ns, "s", "Ready", "True", reason="Running")
         await put_cm(src, ns, "x", {"a": "b"})
         await wait_for(lambda: _has(dst, ns), timeout=10, what="sync with the secret token")
-    assert any(r.user == "syncer-e2e" for r in server.request_log), (
+    assert any(r.user == identity.user for r in await clusters.dest.requests(mark)), (
         "the Secret's token was not used"
     )
     assert token not in caplog.text
