@@ -1,8 +1,9 @@
 """The ``ray-syncer`` command line.
 
 Each subcommand lives in its own module that defines ``configure(parser)`` and
-``run(args) -> int``; this file only routes to them, importing lazily so that
-``ray-syncer crd`` does not pay for importing Ray.
+``run(args) -> int``; this file only routes to them. Only the module of the
+subcommand being run is imported: ``ray-syncer crd`` does not pay for Ray, and
+``ray-syncer run`` never loads the in-memory test server behind ``dev-cluster``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand's module is imported and configured."""
     parser = argparse.ArgumentParser(
         prog="ray-syncer",
         description="KRMSyncer on Ray: active-passive disaster recovery for Kubernetes.",
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.set_defaults(_module=module_name)
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -49,8 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    # The first word that is not an option (the top-level parser has only --help/--version).
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
