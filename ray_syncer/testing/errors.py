@@ -88,20 +88,28 @@ def conflict(resource: str, name: str, group: str = "", *, why: str | None = Non
     )
 
 
-def apply_conflict(
-    resource: str, name: str, group: str, causes: list[dict[str, str]]
-) -> StatusError:
-    noun = f"{len(causes)} conflict" + ("s" if len(causes) > 1 else "")
-    if len(causes) == 1:
-        text = causes[0]["message"]
+def apply_conflict(conflicts: list[tuple[str, str]]) -> StatusError:
+    """A 409 for a server-side apply that conflicts: ``conflicts`` are (manager, field path).
+
+    ``manager`` is already rendered as kube-apiserver prints it (``"name"``, plus `` using v1``
+    for an Update entry, `` with subresource "status"``). As in the apiserver the causes are
+    ``{"reason": "FieldManagerConflict", "message": 'conflict with "m"', "field": ".data.a"}``
+    and the message groups the paths by manager; the details carry nothing but the causes.
+    """
+    causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {m}", "field": p} for m, p in conflicts]
+    if len(conflicts) == 1:
+        m, p = conflicts[0]
+        message = f"Apply failed with 1 conflict: conflict with {m}: {p}"
     else:
-        text = "\n" + "\n".join(f"- {c['message']}" for c in causes)
-    return StatusError(
-        409,
-        "Conflict",
-        f"Apply failed with {noun}: {text}",
-        details=_details(name, resource, group, causes=causes),
-    )
+        by_manager: dict[str, list[str]] = {}
+        for m, p in conflicts:
+            by_manager.setdefault(m, []).append(p)
+        lines = []
+        for m in sorted(by_manager):
+            lines.append(f"conflicts with {m}:")
+            lines += [f"- {p}" for p in by_manager[m]]
+        message = f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
+    return StatusError(409, "Conflict", message, details={"causes": causes})
 
 
 def invalid(kind: str, name: str, group: str, causes: list[dict[str, str]]) -> StatusError:

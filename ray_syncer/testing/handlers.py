@@ -30,6 +30,9 @@ from .errors import (
     already_exists,
     bad_request,
     conflict,
+    field_forbidden,
+    field_required,
+    invalid,
     method_not_allowed,
     not_found,
 )
@@ -166,8 +169,6 @@ class ObjectApi:
         obj.update(cleaned)
         errs = schema.validate({k: v for k, v in obj.items() if k not in ("metadata",)}, rt.schema, root=True)
         if errs:
-            from .errors import invalid
-
             raise invalid(rt.kind, obj["metadata"].get("name", ""), rt.group, errs)
 
     def _lists(self, rt: ResourceType) -> ssa.ListTypes | None:
@@ -269,8 +270,6 @@ class ObjectApi:
         if not meta.get("name"):
             gen = meta.get("generateName")
             if not gen:
-                from .errors import field_required, invalid
-
                 raise invalid(rt.kind, "", rt.group,
                               [field_required("metadata.name", "name or generateName is required")])
             for _ in range(8):
@@ -379,8 +378,6 @@ class ObjectApi:
             if om.get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or []) - set(om.get("finalizers") or [])
                 if added:
-                    from .errors import field_forbidden, invalid
-
                     raise invalid(rt.kind, om["name"], rt.group, [field_forbidden(
                         "metadata.finalizers", "no new finalizers can be added if the object is being deleted")])
             admission.default_update(rt, old, new)
@@ -467,7 +464,8 @@ class ObjectApi:
         rt = t.rt
         manager = query.get("fieldManager")
         if not manager:
-            raise bad_request("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")
+            raise invalid("PatchOptions", "", "meta.k8s.io",
+                          [field_required("fieldManager", "is required for apply patch")])
         force = query.get("force", "").lower() == "true"
         try:
             body = orjson.loads(raw)
@@ -489,7 +487,6 @@ class ObjectApi:
                 raise not_found(rt.plural, t.name or "", rt.group)
             merged = ssa.apply(None, obj, manager=manager, force=force, subresource=None,
                                has_status=rt.has_status, api_version=rt.api_version, now=now,
-                               resource=rt.plural, group=rt.group, name=t.name or "",
                                list_types=self._lists(rt))
             merged["apiVersion"], merged["kind"] = rt.api_version, rt.kind
             merged["metadata"]["name"] = t.name
@@ -503,8 +500,7 @@ class ObjectApi:
         self._preconditions(rt, old, obj["metadata"])
         merged = ssa.apply(self._versioned(rt, old), obj, manager=manager, force=force,
                            subresource=t.subresource, has_status=rt.has_status, api_version=rt.api_version,
-                           now=now, resource=rt.plural, group=rt.group, name=t.name or "",
-                           list_types=self._lists(rt))
+                           now=now, list_types=self._lists(rt))
         return 200, self._update(t, old, merged, manager=manager, query=query, applied=True)
 
     # -- delete --------------------------------------------------------------

@@ -322,6 +322,16 @@ def remove_path(obj: Obj, path: Path) -> None:
         parent.pop(key) if isinstance(parent, list) else parent.__delitem__(key)
 
 
+def _print_manager(e: Entry) -> str:
+    """A managedFields entry as kube-apiserver names it in conflicts (printManager)."""
+    text = f'"{e.manager}"'
+    if e.subresource:
+        text += f' with subresource "{e.subresource}"'
+    if e.operation == "Update":
+        text += f" using {e.api_version}"
+    return text
+
+
 def _scoped(applied: Obj, *, subresource: str | None, has_status: bool) -> Obj:
     if subresource == "status":
         return {"status": applied.get("status")} if "status" in applied else {}
@@ -344,9 +354,6 @@ def apply(
     has_status: bool,
     api_version: str,
     now: str,
-    resource: str,
-    group: str,
-    name: str,
     list_types: ListTypes | None = None,
 ) -> Obj:
     """The object after ``manager`` applies ``applied`` over ``live`` (a new dict)."""
@@ -367,15 +374,8 @@ def apply(
             if live_flat.get(p, _MISSING) != applied_flat[p]:
                 conflicts.append((e, p))
     if conflicts and not force:
-        causes = []
-        for e, p in sorted(conflicts, key=lambda c: (c[0].manager, c[1])):
-            using = f" using {e.api_version}" if e.operation == "Update" else ""
-            causes.append({
-                "type": "FieldManagerConflict",
-                "message": f'conflict with "{e.manager}"{using}: {dotted(p)}',
-                "field": dotted(p),
-            })
-        raise apply_conflict(resource, name, group, causes)
+        raise apply_conflict([(_print_manager(e), dotted(p))
+                              for e, p in sorted(conflicts, key=lambda c: (c[0].manager, c[1]))])
     for e, p in conflicts:
         e.paths.discard(p)
 

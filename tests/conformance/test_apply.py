@@ -39,10 +39,20 @@ def test_apply_accepts_a_yaml_body(cluster: Cluster, namespace: str) -> None:
     assert r.json()["data"] == {"a": "1"}
 
 
-def test_apply_without_field_manager_is_bad_request(cluster: Cluster, namespace: str) -> None:
+def test_apply_without_field_manager_is_invalid_422(cluster: Cluster, namespace: str) -> None:
+    # kube-apiserver validates the PatchOptions: a 422 on the options, not a 400.
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nomgr"}}
     r = cluster.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/nomgr", body=body, content_type=APPLY)
-    assert r.status == 400
+    assert r.status == 422, r.body
+    status = r.json()
+    assert status["reason"] == "Invalid"
+    assert status["message"] == ('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                                 "is required for apply patch")
+    assert status["details"]["kind"] == "PatchOptions" and status["details"]["group"] == "meta.k8s.io"
+    assert status["details"]["causes"] == [{"reason": "FieldValueRequired",
+                                            "message": "Required value: is required for apply patch",
+                                            "field": "fieldManager"}]
+    assert cluster.raw("GET", f"/api/v1/namespaces/{namespace}/configmaps/nomgr").status == 404
 
 
 def test_apply_records_the_manager_in_managed_fields(cluster: Cluster, namespace: str) -> None:
@@ -74,10 +84,31 @@ def test_conflicting_apply_by_another_manager_is_409_with_causes(cluster: Cluste
     assert r.status == 409
     body = r.json()
     assert body["reason"] == "Conflict"
-    causes = body["details"]["causes"]
-    assert any(c["type"] == "FieldManagerConflict" and c["field"] == ".data.a" for c in causes)
-    assert "first" in body["message"]
+    assert body["message"] == 'Apply failed with 1 conflict: conflict with "first": .data.a'
+    # A StatusCause's type travels as "reason"; the details carry only the causes.
+    assert body["details"] == {"causes": [{"reason": "FieldManagerConflict", "message": 'conflict with "first"',
+                                           "field": ".data.a"}]}
     assert cluster.core.read_namespaced_config_map("c", namespace).data == {"a": "1"}
+
+
+def test_apply_conflicts_with_several_managers_are_grouped_by_manager(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, "cc", {"a": "1", "b": "1"}, manager="first")
+    r = cluster.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/cc?fieldManager=editor",
+                    body={"data": {"c": "1"}}, content_type="application/merge-patch+json")
+    assert r.status == 200, r.body
+    r = _apply(cluster, namespace, "cc", {"a": "2", "b": "2", "c": "2"}, manager="second")
+    assert r.status == 409
+    body = r.json()
+    # An Update manager is named with the API version it wrote through.
+    assert body["message"] == ('Apply failed with 3 conflicts: conflicts with "editor" using v1:\n- .data.c\n'
+                               'conflicts with "first":\n- .data.a\n- .data.b')
+    causes = sorted(body["details"]["causes"], key=lambda c: c["field"])
+    assert causes == [
+        {"reason": "FieldManagerConflict", "message": 'conflict with "first"', "field": ".data.a"},
+        {"reason": "FieldManagerConflict", "message": 'conflict with "first"', "field": ".data.b"},
+        {"reason": "FieldManagerConflict", "message": 'conflict with "editor" using v1', "field": ".data.c"},
+    ]
+    assert cluster.core.read_namespaced_config_map("cc", namespace).data == {"a": "1", "b": "1", "c": "1"}
 
 
 def test_forced_apply_takes_ownership(cluster: Cluster, namespace: str) -> None:
