@@ -39,6 +39,18 @@ def show(log: Transcript, title: str) -> None:
         print(line)
 
 
+async def _some_synced(c: KubeClient, ns: str) -> bool:
+    return len(await cms(c, ns)) >= 3
+
+
+async def _writes_past(app: Churn, n: int) -> bool:
+    return app.writes >= n
+
+
+async def _logged(log: Transcript, text: str) -> bool:
+    return any(text in line for line in log.lines)
+
+
 async def test_planned_failover_and_failback_under_churn(
     dr_clusters: Clusters, ca: KubeClient, cb: KubeClient
 ) -> None:
@@ -46,31 +58,37 @@ async def test_planned_failover_and_failback_under_churn(
     home = unique("planned")
     for c in (ca, cb):
         await ensure_namespace(c, home)
-    await put_secret(ca, home, "to-beta", beta.kubeconfig)
+    # alpha's operator reaches beta through a link the test can cut: the gap is made, not hoped for.
+    link, to_beta = await linked(beta.kubeconfig, beta.config.server)
+    await put_secret(ca, home, "to-beta", to_beta)
     expected: dict[str, dict[str, str] | None] = {}
     async with local_operator(alpha, namespace=home), local_operator(beta, namespace=home):
         await put_syncer(ca, krmsyncer(home, "app", rules=[rule(home)], secret="to-beta"))
         app = Churn(ca, home, expected, tag="alpha", seed=1)
         writer = asyncio.create_task(app.run())
-        await asyncio.sleep(1.0)
+        await wait_for(lambda: _some_synced(cb, home), what="the first writes synced to beta")
 
-        # Failover starts while the application still writes on alpha; it stops a moment later.
+        # Failover starts while beta lags behind (the link is down) and the application still
+        # writes on alpha: the wait must see the gap, and must not go on until it is closed.
+        await link.cut()
+        unseen = app.writes + 5
+        await wait_for(lambda: _writes_past(app, unseen), what="writes beta has not seen")
         log = Transcript()
         plan = Plan(namespace=home, name="app", reverse_name="app",
-                    reverse_kubeconfig=alpha.kubeconfig, timeout_s=30, poll_s=0.2,
+                    reverse_kubeconfig=alpha.kubeconfig, timeout_s=60, poll_s=0.2,
                     confirm_timeout_s=10)
         failover = asyncio.create_task(
             run_failover(active=alpha.config, standby=beta.config, plan=plan,
                          emergency_mode=False, log=log)
         )
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: _logged(log, "not yet"), what="the failover waiting for beta")
+        await wait_for(lambda: _writes_past(app, 25), what="churn during the failover")
         app.stop()
         await writer
+        assert not failover.done(), "the failover went on while beta lagged behind"
+        await link.heal()
         assert await failover == 0
         show(log, "planned failover alpha -> beta")
-        assert app.writes > 20
-        assert any("not yet" in line for line in log.lines), "the wait never saw the gap"
-
         x = await ca.get(KRMSYNCER_RES, namespace=home, name="app")
         y = await cb.get(KRMSYNCER_RES, namespace=home, name="app")
         assert x["spec"]["suspend"] is True
@@ -125,6 +143,7 @@ async def test_planned_failover_and_failback_under_churn(
         assert await cms(ca, home) == want
         assert await cms(cb, home) == want
         assert any(v["by"] == "beta" for v in want.values()) or app_b.writes > 0
+    await link.close()
 
 
 async def test_emergency_failover_fences_the_returning_old_active(
