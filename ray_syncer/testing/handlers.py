@@ -560,13 +560,16 @@ class ObjectApi:
         opts = body if isinstance(body, dict) else {}
         pre = opts.get("preconditions") or {}
         om = old["metadata"]
+        # kube-apiserver's wording (the registry's precondition check): it names the Kind, not the resource.
         if pre.get("uid") and pre["uid"] != om["uid"]:
-            raise conflict(rt.plural, om["name"], rt.group,
-                           why=f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {om['uid']}")
+            raise conflict(rt.kind, om["name"], rt.group,
+                           why=f"the UID in the precondition ({pre['uid']}) does not match the UID in record "
+                               f"({om['uid']}). The object might have been deleted and then recreated")
         if pre.get("resourceVersion") and pre["resourceVersion"] != om["resourceVersion"]:
-            raise conflict(rt.plural, om["name"], rt.group,
-                           why=f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-                               f"ResourceVersion in meta: {om['resourceVersion']}")
+            raise conflict(rt.kind, om["name"], rt.group,
+                           why=f"the ResourceVersion in the precondition ({pre['resourceVersion']}) does not match "
+                               f"the ResourceVersion in record ({om['resourceVersion']}). The object might have "
+                               "been modified")
         dry = query.get("dryRun") == "All" or opts.get("dryRun") == ["All"]
         propagation = opts.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
         return self._delete_one(rt, old, dry_run=dry, propagation=propagation)

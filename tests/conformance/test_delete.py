@@ -30,13 +30,32 @@ def test_delete_of_missing_object_is_not_found(cluster: Cluster, namespace: str)
 
 
 def test_delete_with_wrong_uid_precondition_is_conflict(cluster: Cluster, namespace: str) -> None:
-    _mk(cluster, namespace, "pre")
+    uid = _mk(cluster, namespace, "pre").metadata.uid  # type: ignore[attr-defined]
     r = cluster.raw("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/pre",
                     body={"kind": "DeleteOptions", "apiVersion": "v1",
                           "preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}})
     assert r.status == 409 and r.json()["reason"] == "Conflict"
-    assert "Precondition" in r.json()["message"]
+    # The precondition check names the Kind (not the resource) and both uids.
+    assert r.json()["message"] == (
+        'Operation cannot be fulfilled on ConfigMap "pre": the UID in the precondition '
+        f"(00000000-0000-0000-0000-000000000000) does not match the UID in record ({uid}). "
+        "The object might have been deleted and then recreated")
+    assert r.json()["details"] == {"name": "pre", "kind": "ConfigMap"}
     assert cluster.core.read_namespaced_config_map("pre", namespace)
+
+
+def test_wrong_uid_precondition_of_a_grouped_kind_names_the_group(cluster: Cluster, namespace: str) -> None:
+    made = cluster.apps.create_namespaced_deployment(namespace, {
+        "metadata": {"name": "pre-dep"},
+        "spec": {"selector": {"matchLabels": {"app": "p"}},
+                 "template": {"metadata": {"labels": {"app": "p"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    r = cluster.raw("DELETE", f"/apis/apps/v1/namespaces/{namespace}/deployments/pre-dep",
+                    body={"preconditions": {"uid": "other"}})
+    assert r.status == 409
+    assert r.json()["message"] == (
+        'Operation cannot be fulfilled on Deployment.apps "pre-dep": the UID in the precondition (other) does '
+        f"not match the UID in record ({made.metadata.uid}). The object might have been deleted and then recreated")
+    assert r.json()["details"] == {"name": "pre-dep", "group": "apps", "kind": "Deployment"}
 
 
 def test_delete_with_matching_uid_precondition_succeeds(cluster: Cluster, namespace: str) -> None:
@@ -51,7 +70,12 @@ def test_delete_with_stale_resource_version_precondition_is_conflict(cluster: Cl
     cluster.core.patch_namespaced_config_map("prerv", namespace, {"data": {"x": "1"}})
     r = cluster.raw("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/prerv",
                     body={"preconditions": {"resourceVersion": made.metadata.resource_version}})  # type: ignore[attr-defined]
-    assert r.status == 409
+    assert r.status == 409 and r.json()["reason"] == "Conflict"
+    stale = made.metadata.resource_version  # type: ignore[attr-defined]
+    current = cluster.core.read_namespaced_config_map("prerv", namespace).metadata.resource_version
+    assert r.json()["message"] == (
+        'Operation cannot be fulfilled on ConfigMap "prerv": the ResourceVersion in the precondition '
+        f"({stale}) does not match the ResourceVersion in record ({current}). The object might have been modified")
 
 
 def test_finalizers_hold_the_object_until_removed(cluster: Cluster, namespace: str) -> None:
