@@ -1,9 +1,10 @@
 """Per-kind defaulting and validation: what built-in admission would do.
 
 Only what a syncer can trip over is modelled: object names and label syntax,
-Secret ``type`` defaulting and immutability, ``immutable: true``
-ConfigMaps/Secrets, Service ``clusterIP`` allocation and immutability,
-Deployment selector immutability, and Namespace ``status.phase``.
+ConfigMap/Secret ``data``/``binaryData`` keys, Secret ``type`` defaulting and
+immutability, ``immutable: true`` ConfigMaps/Secrets, Service ``clusterIP``
+allocation and immutability, Deployment selector immutability, and Namespace
+``status.phase``.
 handlers.py calls :func:`default_new`, :func:`validate_object` and
 :func:`validate_update`; each failure is a 422 ``Invalid`` Status.
 """
@@ -60,6 +61,45 @@ def _check_key(field: str, key: Any) -> list[dict[str, str]]:
     return errs
 
 
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CONFIG_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "
+                   "'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
+
+
+def _config_key_errors(key: str) -> list[str]:
+    """validation.IsConfigMapKey: the keys of ConfigMap/Secret ``data`` and ``binaryData``."""
+    errs = []
+    if len(key) > 253:
+        errs.append("must be no more than 253 characters")
+    if not _CONFIG_KEY.match(key):
+        errs.append(_CONFIG_KEY_MSG)
+    if key == ".":
+        errs.append("must not be '.'")
+    elif key == "..":
+        errs.append("must not be '..'")
+    elif key.startswith(".."):
+        errs.append("must not start with '..'")
+    return errs
+
+
+def _check_data_keys(rt: ResourceType, obj: Obj) -> list[dict[str, str]]:
+    # A Secret's stringData is already folded into data here (default_new/default_update), so a
+    # bad stringData key is reported under data[...], as kube-apiserver does.
+    errs: list[dict[str, str]] = []
+    fields = ("data", "binaryData") if rt.key == ("", "configmaps") else ("data",)
+    for field in fields:
+        value = obj.get(field)
+        if not isinstance(value, dict):
+            continue
+        for key in sorted(value, key=str):
+            path = f"{field}[{key}]"
+            errs += [field_invalid(path, key, msg) for msg in _config_key_errors(str(key))]
+            binary = obj.get("binaryData")
+            if field == "data" and len(fields) > 1 and isinstance(binary, dict) and key in binary:
+                errs.append(field_invalid(path, key, "duplicate of key present in binaryData"))
+    return errs
+
+
 def validate_object(rt: ResourceType, obj: Obj) -> None:
     meta = obj.get("metadata") or {}
     errs = _check_name(rt, meta.get("name", ""))
@@ -91,6 +131,7 @@ def validate_object(rt: ResourceType, obj: Obj) -> None:
             value = obj.get(field)
             if value is not None and not isinstance(value, dict):
                 errs.append(field_invalid(field, value, "must be a map"))
+        errs += _check_data_keys(rt, obj)
     if errs:
         raise invalid(rt.kind, meta.get("name", ""), rt.group, errs)
 

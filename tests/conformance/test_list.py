@@ -17,7 +17,7 @@ def labelled(cluster: Cluster, namespace: str) -> str:
 
 def _names(cluster: Cluster, namespace: str, **kw: str) -> list[str]:
     items = cluster.core.list_namespaced_config_map(namespace, **kw).items
-    return sorted(i.metadata.name for i in items if i.metadata.name in "abcd")
+    return sorted(i.metadata.name for i in items if i.metadata.name in ("a", "b", "c", "d"))
 
 
 @pytest.mark.parametrize("selector,expected", [

@@ -23,12 +23,55 @@ def test_merge_patch_sets_and_removes_keys(cluster: Cluster, namespace: str) -> 
 
 
 def test_json_patch_operations(cluster: Cluster, namespace: str) -> None:
-    _mk(cluster, namespace, "j", {"a": "1", "b": "2"})
+    cluster.core.create_namespaced_config_map(namespace, {
+        "metadata": {"name": "j", "annotations": {"keep": "1"}}, "data": {"a": "1", "b": "2"}})
+    # "~1" is an escaped "/" in a JSON pointer: annotation keys may hold one, data keys may not.
     ops = [{"op": "test", "path": "/data/a", "value": "1"}, {"op": "replace", "path": "/data/a", "value": "x"},
-           {"op": "remove", "path": "/data/b"}, {"op": "add", "path": "/data/c~1d", "value": "slash"}]
+           {"op": "remove", "path": "/data/b"}, {"op": "add", "path": "/data/c.d", "value": "dot"},
+           {"op": "add", "path": "/metadata/annotations/example.com~1note", "value": "slash"}]
     r = cluster.raw("PATCH", _path(namespace, "j"), body=ops, content_type="application/json-patch+json")
     assert r.status == 200, r.body
-    assert r.json()["data"] == {"a": "x", "c/d": "slash"}
+    assert r.json()["data"] == {"a": "x", "c.d": "dot"}
+    assert r.json()["metadata"]["annotations"] == {"keep": "1", "example.com/note": "slash"}
+
+
+_CONFIG_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "
+                   "or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
+
+
+def test_json_patch_adding_an_invalid_data_key_is_invalid_422(cluster: Cluster, namespace: str) -> None:
+    _mk(cluster, namespace, "jk", {"a": "1"})
+    r = cluster.raw("PATCH", _path(namespace, "jk"), body=[{"op": "add", "path": "/data/c~1d", "value": "slash"}],
+                    content_type="application/json-patch+json")
+    assert r.status == 422, r.body
+    status = r.json()
+    assert status["reason"] == "Invalid"
+    assert status["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "data[c/d]",
+                                            "message": f'Invalid value: "c/d": {_CONFIG_KEY_MSG}'}]
+    assert status["message"] == f'ConfigMap "jk" is invalid: data[c/d]: Invalid value: "c/d": {_CONFIG_KEY_MSG}'
+    assert cluster.core.read_namespaced_config_map("jk", namespace).data == {"a": "1"}
+
+
+def test_data_keys_of_configmaps_and_secrets_are_validated(cluster: Cluster, namespace: str) -> None:
+    long_key = "k" * 254
+    r = cluster.raw("POST", f"/api/v1/namespaces/{namespace}/configmaps", body={
+        "metadata": {"name": "keys"}, "data": {"a b": "1", "..x": "2", "dup": "3", long_key: "4", "ok-_.9": "5"},
+        "binaryData": {"c/d": "eA==", "dup": "eA=="}})
+    assert r.status == 422, r.body
+    causes = sorted((c["field"], c["message"]) for c in r.json()["details"]["causes"])
+    assert causes == sorted([
+        ("data[a b]", f'Invalid value: "a b": {_CONFIG_KEY_MSG}'),
+        ("data[..x]", "Invalid value: \"..x\": must not start with '..'"),
+        ("data[dup]", 'Invalid value: "dup": duplicate of key present in binaryData'),
+        (f"data[{long_key}]", f'Invalid value: "{long_key}": must be no more than 253 characters'),
+        ("binaryData[c/d]", f'Invalid value: "c/d": {_CONFIG_KEY_MSG}'),
+    ])
+    # A Secret's stringData is folded into data first, so its bad key is reported under data.
+    r = cluster.raw("POST", f"/api/v1/namespaces/{namespace}/secrets", body={
+        "metadata": {"name": "keys"}, "stringData": {"x/y": "1"}})
+    assert r.status == 422, r.body
+    assert [c["field"] for c in r.json()["details"]["causes"]] == ["data[x/y]"]
+    assert cluster.raw("GET", f"/api/v1/namespaces/{namespace}/secrets/keys").status == 404
 
 
 def test_json_patch_failed_test_operation_changes_nothing(cluster: Cluster, namespace: str) -> None:
