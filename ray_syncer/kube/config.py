@@ -347,6 +347,8 @@ def _build(
     We call ``KubeConfigLoader._load_authentication`` (token, tokenFile, exec,
     auth-provider) instead of ``load_and_set``: the latter also materialises
     ``*-data`` fields as temp files on disk, which we do not want for key material.
+    These are library internals: tests/kube/test_loader_contract.py pins each one we
+    use, and pyproject.toml allows only the ``kubernetes`` releases it passes on.
     TLS data is read through the library's ``FileOrData.as_data`` (inline data,
     or the file's content for trusted configs), never written anywhere.
     """

@@ -3,8 +3,9 @@
 Only what a syncer can trip over is modelled: object names and label syntax,
 ConfigMap/Secret ``data``/``binaryData`` keys, Secret ``type`` defaulting and
 immutability, ``immutable: true`` ConfigMaps/Secrets, Service ``clusterIP``
-allocation and immutability, Deployment selector immutability, and Namespace
-``status.phase``.
+allocation and immutability, Deployment selector immutability, Namespace
+``status.phase``, the MicroTime fields of Events (a 400 like the decoder's) and
+the namespace of an Event's involved object.
 handlers.py calls :func:`default_new`, :func:`validate_object` and
 :func:`validate_update`; each failure is a 422 ``Invalid`` Status.
 """
@@ -15,6 +16,7 @@ import re
 from typing import Any
 
 from .errors import StatusError, field_forbidden, field_invalid, invalid
+from .gotime import GoTimeError, parse_micro_time
 from .kinds import ResourceType
 
 Obj = dict[str, Any]
@@ -100,6 +102,22 @@ def _check_data_keys(rt: ResourceType, obj: Obj) -> list[dict[str, str]]:
     return errs
 
 
+def _check_event_namespace(rt: ResourceType, obj: Obj) -> list[dict[str, str]]:
+    """legacyValidateEvent: the involved object's namespace agrees with the Event's (both APIs).
+
+    Without an eventTime it must be the Event's namespace (empty only in "default"); with one,
+    it may differ but not be empty (except in "default" and "kube-system").
+    """
+    ref = obj.get("regarding" if rt.group == "events.k8s.io" else "involvedObject")
+    ref_ns = (ref.get("namespace") or "") if isinstance(ref, dict) else ""
+    ns = (obj.get("metadata") or {}).get("namespace") or ""
+    if obj.get("eventTime"):
+        bad = not ref_ns and ns not in ("default", "kube-system")
+    else:
+        bad = ns not in ("", "default") if not ref_ns else ref_ns != ns
+    return [field_invalid("involvedObject.namespace", ref_ns, "does not match event.namespace")] if bad else []
+
+
 def validate_object(rt: ResourceType, obj: Obj) -> None:
     meta = obj.get("metadata") or {}
     errs = _check_name(rt, meta.get("name", ""))
@@ -132,8 +150,41 @@ def validate_object(rt: ResourceType, obj: Obj) -> None:
             if value is not None and not isinstance(value, dict):
                 errs.append(field_invalid(field, value, "must be a map"))
         errs += _check_data_keys(rt, obj)
+    elif rt.key in _MICRO_TIMES:
+        errs += _check_event_namespace(rt, obj)
     if errs:
-        raise invalid(rt.kind, meta.get("name", ""), rt.group, errs)
+        # events.k8s.io Events are validated as the internal core Event: named without a group.
+        group = "" if rt.key == ("events.k8s.io", "events") else rt.group
+        raise invalid(rt.kind, meta.get("name", ""), group, errs)
+
+
+# metav1.MicroTime fields, per kind: kube-apiserver's decoder parses them with a fixed layout.
+_MICRO_TIMES: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
+    ("", "events"): (("eventTime",), ("series", "lastObservedTime")),
+    ("events.k8s.io", "events"): (("eventTime",), ("series", "lastObservedTime")),
+}
+_JSON_TYPES = ((bool, "bool"), (int, "number"), (float, "number"), (dict, "object"), (list, "array"))
+
+
+def decode_micro_times(rt: ResourceType, obj: Obj) -> str | None:
+    """Normalizes the kind's MicroTime fields to UTC in place; the decoder's error text if one is bad."""
+    for path in _MICRO_TIMES.get(rt.key, ()):
+        parent: Any = obj
+        for step in path[:-1]:
+            parent = parent.get(step) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or parent.get(path[-1]) is None:
+            continue
+        value = parent[path[-1]]
+        if not isinstance(value, str):
+            kind = next(name for t, name in _JSON_TYPES if isinstance(value, t))
+            struct = "EventSeries" if len(path) > 1 else rt.kind
+            return (f"json: cannot unmarshal {kind} into Go struct field {struct}.{'.'.join(path)} "
+                    "of type string")
+        try:
+            parent[path[-1]] = parse_micro_time(value)
+        except GoTimeError as exc:
+            return str(exc)
+    return None
 
 
 class ClusterIPs:

@@ -41,6 +41,8 @@ class StatusError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del body["reason"]  # kube-apiserver omits an empty reason (e.g. a 500 from a failed conversion)
         if self.details:
             body["details"] = self.details
         return body

@@ -213,13 +213,100 @@ def test_core_v1_events_can_be_created(cluster: Cluster, namespace: str) -> None
     assert [e.metadata.name for e in listed.items] == [ev.metadata.name]
 
 
+def _event(name: str, event_time: str, namespace: str) -> dict:
+    return {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": name},
+            "eventTime": event_time, "reportingController": "krm-syncer", "reportingInstance": "x",
+            "action": "Sync", "reason": "Synced", "type": "Normal",
+            "regarding": {"kind": "ConfigMap", "name": "x", "namespace": namespace}}
+
+
+_EVENTS = "/apis/events.k8s.io/v1/namespaces/{}/events"
+_MICRO = "2006-01-02T15:04:05.000000Z07:00"
+
+
 def test_events_k8s_io_v1_events_can_be_created(cluster: Cluster, namespace: str) -> None:
-    ev = cluster.events.create_namespaced_event(namespace, {
-        "metadata": {"name": "e1"}, "eventTime": "2024-01-01T00:00:00.000000Z",
-        "reportingController": "krm-syncer", "reportingInstance": "x", "action": "Sync",
-        "reason": "Synced", "type": "Normal", "regarding": {"kind": "ConfigMap", "name": "x"},
-    })
-    assert ev.metadata.uid
+    # Raw: the official client turns the dict into a model and re-serializes eventTime with
+    # isoformat() ("+00:00", no fraction), which kube-apiserver refuses (see the next test).
+    r = cluster.raw("POST", _EVENTS.format(namespace), body=_event("e1", "2024-01-01T00:00:00.000000Z", namespace))
+    assert r.status == 201, r.body
+    assert r.json()["metadata"]["uid"] and r.json()["eventTime"] == "2024-01-01T00:00:00.000000Z"
+    # A MicroTime with an offset is stored in UTC.
+    r = cluster.raw("POST", _EVENTS.format(namespace), body=_event("e2", "2024-01-01T02:00:00.500000+02:00", namespace))
+    assert r.status == 201, r.body
+    got = cluster.raw("GET", _EVENTS.format(namespace) + "/e2").json()
+    assert got["eventTime"] == "2024-01-01T00:00:00.500000Z"
+    assert cluster.events.read_namespaced_event("e1", namespace).reason == "Synced"
+
+
+def test_the_involved_object_namespace_must_agree_with_the_event(cluster: Cluster, namespace: str) -> None:
+    def core(name: str, involved_ns: str | None, **extra: str) -> int:
+        ref = {"kind": "ConfigMap", "name": "x", **({"namespace": involved_ns} if involved_ns is not None else {})}
+        body = {"metadata": {"name": name}, "involvedObject": ref, "reason": "R", "message": "m", "type": "Normal",
+                **extra}
+        r = cluster.raw("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
+        if r.status == 422:
+            assert r.json()["details"]["causes"] == [{
+                "reason": "FieldValueInvalid", "field": "involvedObject.namespace",
+                "message": f'Invalid value: "{involved_ns or ""}": does not match event.namespace'}]
+        return r.status
+
+    new_style = {"eventTime": "2024-01-01T00:00:00.000000Z", "reportingComponent": "x", "reportingInstance": "i",
+                 "action": "A"}
+    # Without an eventTime the namespaces must be equal; with one, only an empty namespace is refused.
+    assert core("same", namespace) == 201
+    assert core("other", "other") == 422
+    assert core("none", None) == 422
+    assert core("other-new", "other", **new_style) == 201
+    assert core("none-new", None, **new_style) == 422
+    # events.k8s.io/v1 has an eventTime; its "regarding" is checked under the core field name.
+    body = _event("unplaced", "2024-01-01T00:00:00.000000Z", namespace)
+    del body["regarding"]["namespace"]
+    r = cluster.raw("POST", _EVENTS.format(namespace), body=body)
+    assert r.status == 422 and r.json()["message"] == (
+        'Event "unplaced" is invalid: involvedObject.namespace: Invalid value: "": does not match event.namespace')
+
+
+@pytest.mark.parametrize("value,why", [
+    ("2024-01-01T00:00:00+00:00", ' as "{layout}": cannot parse "+00:00" as ".000000"'),
+    ("2024-01-01T00:00:00Z", ' as "{layout}": cannot parse "Z" as ".000000"'),
+    ("2024-01-01T00:00:00.123Z", ' as "{layout}": cannot parse ".123Z" as ".000000"'),
+    ("2024-01-01T00:00:00.1234567Z", ' as "{layout}": cannot parse "7Z" as "Z07:00"'),
+    ("2024-13-01T00:00:00.000000Z", ": month out of range"),
+    ("2024-02-30T00:00:00.000000Z", ": day out of range"),
+])
+def test_event_time_must_be_a_micro_time(cluster: Cluster, namespace: str, value: str, why: str) -> None:
+    # MicroTime is parsed with Go's layout 2006-01-02T15:04:05.000000Z07:00: exactly six digits.
+    r = cluster.raw("POST", _EVENTS.format(namespace), body=_event("bad", value, namespace))
+    assert r.status == 400, r.body
+    status = r.json()
+    assert status["reason"] == "BadRequest"
+    assert status["message"] == (f'Event in version "v1" cannot be handled as a Event: parsing time "{value}"'
+                                 + why.format(layout=_MICRO))
+    assert cluster.raw("GET", _EVENTS.format(namespace) + "/bad").status == 404
+
+
+def test_micro_times_of_both_event_apis_are_checked(cluster: Cluster, namespace: str) -> None:
+    bad = 'parsing time "2024-01-01T00:00:00Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "Z" as ".000000"'
+    core = {"metadata": {"name": "c1"}, "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": namespace},
+            "reason": "R", "message": "m", "type": "Normal", "reportingComponent": "x", "reportingInstance": "i",
+            "action": "A"}
+    r = cluster.raw("POST", f"/api/v1/namespaces/{namespace}/events", body={**core, "eventTime": "2024-01-01T00:00:00Z"})
+    assert r.status == 400 and r.json()["message"] == f'Event in version "v1" cannot be handled as a Event: {bad}'
+    # firstTimestamp is a plain Time (RFC 3339, any fraction); series.lastObservedTime is a MicroTime.
+    r = cluster.raw("POST", f"/api/v1/namespaces/{namespace}/events",
+                    body={**core, "firstTimestamp": "2024-01-01T00:00:00Z",
+                          "series": {"count": 2, "lastObservedTime": "2024-01-01T00:00:00Z"}})
+    assert r.status == 400 and r.json()["message"].endswith(bad)
+    # A patch that makes the object undecodable is a 422 on the field "patch".
+    assert cluster.raw("POST", _EVENTS.format(namespace), body=_event("p", "2024-01-01T00:00:00.000000Z", namespace)).status == 201
+    r = cluster.raw("PATCH", _EVENTS.format(namespace) + "/p", content_type="application/merge-patch+json",
+                    body={"series": {"count": 2, "lastObservedTime": "2024-01-01T00:00:00Z"}})
+    assert r.status == 422, r.body
+    status = r.json()
+    assert status["reason"] == "Invalid" and status["message"].startswith(' "" is invalid: patch: Invalid value: ')
+    assert status["message"].endswith(bad)
+    assert [(c["reason"], c["field"]) for c in status["details"]["causes"]] == [("FieldValueInvalid", "patch")]
+    assert "series" not in cluster.raw("GET", _EVENTS.format(namespace) + "/p").json()
 
 
 def test_objects_near_the_one_megabyte_limit_are_accepted(cluster: Cluster, namespace: str) -> None:
