@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kubernetes.client import ApiException
 
@@ -173,6 +175,29 @@ def test_cluster_scoped_objects_have_no_namespace(cluster: Cluster) -> None:
         assert ns.status.phase == "Active"
     finally:
         cluster.core.delete_namespace(name)
+
+
+def _appears(cluster: Cluster, path: str, seconds: float = 10.0) -> int:
+    """The GET status of ``path``, polled until 200 or ``seconds`` pass (controllers are asynchronous)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status = cluster.raw("GET", path).status
+        if status == 200 or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
+
+
+def test_every_namespace_gets_a_default_service_account_and_the_root_ca_configmap(
+        cluster: Cluster, namespace: str) -> None:
+    # kube-controller-manager's serviceaccount and root-ca-cert-publisher controllers.
+    assert _appears(cluster, f"/api/v1/namespaces/{namespace}/serviceaccounts/default") == 200
+    assert _appears(cluster, f"/api/v1/namespaces/{namespace}/configmaps/kube-root-ca.crt") == 200
+    cm = cluster.core.read_namespaced_config_map("kube-root-ca.crt", namespace)
+    assert cm.data["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    # Also in the namespaces that exist from the start.
+    for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        assert _appears(cluster, f"/api/v1/namespaces/{ns}/serviceaccounts/default") == 200, ns
+        assert _appears(cluster, f"/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt") == 200, ns
 
 
 def test_secret_type_defaults_to_opaque_and_is_immutable(cluster: Cluster, namespace: str) -> None:
