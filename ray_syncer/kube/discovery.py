@@ -13,11 +13,19 @@ Rules, in one place:
 * Version globs pick ONE version per (group, kind), so a kind is never synced
   twice under two versions: the first version, in the server's preference order
   (preferred version first), that matches the pattern and serves the kind.
-* A glob never expands to: kinds that lack ``list`` or ``watch``; subresources;
-  Event (core and events.k8s.io), Lease, Endpoints, EndpointSlice, Pod,
-  ReplicaSet, ControllerRevision, Job, and KRMSyncer itself. Those are matched by
-  group *and* kind, so a CRD that happens to be called ``Job`` in another group
-  is still picked up.
+* A glob never expands to what ``GLOB_EXCLUDED`` lists (each with the reason
+  shown in ``status.expandedRules``): per-cluster runtime state (Event in both
+  groups, Lease, Endpoints, EndpointSlice), what the destination's controllers
+  make (Pod, ReplicaSet, ControllerRevision, Job), node and cluster
+  infrastructure (Node, Namespace, ComponentStatus, CertificateSigningRequest,
+  APIService, CSINode, VolumeAttachment, ResourceSlice in any version, every
+  ``flowcontrol.apiserver.k8s.io`` kind) and KRMSyncer itself. Those are matched
+  by group *and* kind, so a CRD that happens to be called ``Job`` in another
+  group is still picked up. Nor to kinds that lack ``list`` or ``watch``, nor,
+  when the rule names ``namespaces``, to cluster-scoped kinds.
+* ``match_rule`` returns every kind a rule's pattern matches, the excluded ones
+  included, so the planner can say why it skips them; ``expand_rule`` returns
+  only the kinds a rule syncs. Both decide through ``glob_excluded``.
 * An explicit (non-glob) rule resolves exactly, whatever the kind.
 """
 
@@ -36,25 +44,40 @@ __all__ = [
     "expand_rule",
     "glob_excluded",
     "is_glob",
+    "match_rule",
     "resolve_exact",
 ]
 
-# (group, kind) pairs a glob never expands to (DESIGN.md §3).
-GLOB_EXCLUDED: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("", "Event"),
-        ("events.k8s.io", "Event"),
-        ("coordination.k8s.io", "Lease"),
-        ("", "Endpoints"),
-        ("discovery.k8s.io", "EndpointSlice"),
-        ("", "Pod"),
-        ("apps", "ReplicaSet"),
-        ("extensions", "ReplicaSet"),
-        ("apps", "ControllerRevision"),
-        ("batch", "Job"),
-        (API_GROUP, KIND),
-    }
+_RUNTIME = "per-cluster runtime state"
+_CONTROLLED = "made by the destination's own controllers"
+_INFRA = "node or cluster infrastructure"
+
+# What a glob never expands to (DESIGN.md §3): (group, kind or "*" for every kind of the
+# group, reason). Matched in any version. The reason is shown in status.expandedRules.
+GLOB_EXCLUDED: tuple[tuple[str, str, str], ...] = (
+    ("", "Event", _RUNTIME),
+    ("events.k8s.io", "Event", _RUNTIME),
+    ("coordination.k8s.io", "Lease", _RUNTIME),
+    ("", "Endpoints", _RUNTIME),
+    ("discovery.k8s.io", "EndpointSlice", _RUNTIME),
+    ("", "Pod", _CONTROLLED),
+    ("apps", "ReplicaSet", _CONTROLLED),
+    ("extensions", "ReplicaSet", _CONTROLLED),
+    ("apps", "ControllerRevision", _CONTROLLED),
+    ("batch", "Job", _CONTROLLED),
+    ("", "Node", _INFRA),
+    ("", "Namespace", "the syncer creates destination namespaces as it needs them"),
+    ("", "ComponentStatus", _INFRA),
+    ("certificates.k8s.io", "CertificateSigningRequest", _INFRA),
+    ("apiregistration.k8s.io", "APIService", _INFRA),
+    ("storage.k8s.io", "CSINode", _INFRA),
+    ("storage.k8s.io", "VolumeAttachment", _INFRA),
+    ("resource.k8s.io", "ResourceSlice", _INFRA),
+    ("flowcontrol.apiserver.k8s.io", "*", _INFRA),
+    (API_GROUP, KIND, "the syncer's own configuration"),
 )
+_EXCLUDED_KINDS = {(g, k): why for g, k, why in GLOB_EXCLUDED if k != "*"}
+_EXCLUDED_GROUPS = {g: why for g, k, why in GLOB_EXCLUDED if k == "*"}
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -74,12 +97,19 @@ def is_glob(s: str) -> bool:
     return any(c in _GLOB_CHARS for c in s)
 
 
-def glob_excluded(info: ResourceInfo) -> str | None:
-    """Why a glob may not expand to ``info``, or None when it may."""
-    if (info.group, info.kind) in GLOB_EXCLUDED:
-        return "excluded kind"
+def glob_excluded(info: ResourceInfo, *, namespaced_only: bool = False) -> str | None:
+    """Why a glob may not expand to ``info``, or None when it may.
+
+    ``namespaced_only``: the rule names ``namespaces``, so a cluster-scoped kind (which
+    would ignore them and sync every object of the cluster) is not for it either.
+    """
+    why = _EXCLUDED_KINDS.get((info.group, info.kind)) or _EXCLUDED_GROUPS.get(info.group)
+    if why is not None:
+        return why
     if not {"list", "watch"} <= info.verbs:
         return "lacks list/watch"
+    if namespaced_only and not info.namespaced:
+        return "cluster-scoped, and the rule names namespaces"
     return None
 
 
@@ -90,13 +120,16 @@ async def resolve_exact(
     return await client.resolve(group, version, kind)
 
 
-async def expand_rule(
+async def match_rule(
     client: DiscoveryClient, *, group: str, version: str, kind: str
 ) -> list[ResourceInfo]:
-    """The kinds a rule stands for on ``client``'s cluster, sorted by (group, kind).
+    """Every kind a rule's pattern matches on ``client``'s cluster, sorted by (group, kind).
 
-    Non-glob rules resolve exactly (``[]`` when not served). Raises the client's
-    ``ApiError``/``TransportError`` when discovery itself fails, so a caller
+    A non-glob rule resolves exactly (``[]`` when not served). For a glob, one version per
+    kind: the first, in preference order, that ``glob_excluded`` allows, else the first
+    that matches (so the caller can report why the kind is skipped). The excluded kinds
+    are *included*: filter with ``glob_excluded`` (``expand_rule`` does). Raises the
+    client's ``ApiError``/``TransportError`` when discovery itself fails, so a caller
     never mistakes "could not ask" for "nothing matches".
     """
     if not (is_glob(group) or is_glob(version) or is_glob(kind)):
@@ -121,8 +154,28 @@ async def expand_rule(
         for v in versions:  # preference order: the first version serving a kind wins
             for info in by_gv[(g, v)]:
                 key = (g, info.kind)
-                if key in chosen or not fnmatchcase(info.kind, kind):
+                if not fnmatchcase(info.kind, kind):
                     continue
-                if glob_excluded(info) is None:
+                held = chosen.get(key)
+                if held is None or (glob_excluded(held) is not None and glob_excluded(info) is None):
                     chosen[key] = info
     return [chosen[k] for k in sorted(chosen)]
+
+
+async def expand_rule(
+    client: DiscoveryClient,
+    *,
+    group: str,
+    version: str,
+    kind: str,
+    namespaced_only: bool = False,
+) -> list[ResourceInfo]:
+    """The kinds a rule syncs on ``client``'s cluster, sorted by (group, kind).
+
+    ``match_rule`` without what a glob may not expand to; ``namespaced_only`` when the
+    rule names ``namespaces``. Raises like ``match_rule``.
+    """
+    infos = await match_rule(client, group=group, version=version, kind=kind)
+    if not (is_glob(group) or is_glob(version) or is_glob(kind)):
+        return infos
+    return [i for i in infos if glob_excluded(i, namespaced_only=namespaced_only) is None]

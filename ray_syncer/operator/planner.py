@@ -3,10 +3,13 @@
 Why it exists: the reconciler needs one deterministic answer to "which shards
 should run for this syncer?". The answer depends on the rules, on what the
 source cluster serves (glob expansion through discovery) and on the tenancy
-flag (DESIGN §4.7). :func:`plan_syncer` is pure: it takes the expansions
-already fetched (``expand_rules`` does the I/O through
-``kube.discovery.expand_rule``) and returns ``ShardSpec`` values, human lines
-describing glob expansions for status, or a refusal with a reason.
+flag (DESIGN §4.7). :func:`plan_syncer` is pure: it takes the kinds each rule
+matches, already fetched (``expand_rules`` does the I/O through
+``kube.discovery.match_rule``), drops what a glob never expands to
+(``kube.discovery.glob_excluded``: the excluded kinds, and cluster-scoped kinds
+when the glob names ``namespaces``), and returns ``ShardSpec`` values, human
+lines describing glob expansions for status (what was skipped, and why), or a
+refusal with a reason.
 
 Push mode: the source is the operator's own cluster; pull mode: the source is
 the cluster in the Secret. Either way discovery runs against the source.
@@ -23,6 +26,7 @@ from typing import Any
 from ray_syncer.api.models import KRMSyncer, Rule
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.kube.client import ResourceInfo
+from ray_syncer.kube.discovery import glob_excluded, match_rule
 from ray_syncer.operator.status import Problem
 
 # Shards one KRMSyncer may ask for (each is a Ray actor unless packed); status lists as many.
@@ -53,11 +57,27 @@ def rule_label(index: int, rule: Rule) -> str:
     return f"rules[{index}] {rule.gvk}"
 
 
+def _kind_name(info: ResourceInfo) -> str:
+    return f"{info.kind}.{info.group}" if info.group else info.kind
+
+
 def _describe_kinds(infos: Sequence[ResourceInfo], limit: int = 12) -> str:
-    names = [f"{i.kind}.{i.group}" if i.group else i.kind for i in infos]
+    names = [_kind_name(i) for i in infos]
     shown = ", ".join(names[:limit])
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return f"{len(names)} kind(s): {shown}{more}" if names else "no kinds"
+
+
+def _describe_skipped(skipped: Sequence[tuple[ResourceInfo, str]], limit: int = 12) -> str:
+    """``"; skipped: Namespace (why); Node, ComponentStatus (why)"``, at most ``limit`` names."""
+    if not skipped:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for info, why in skipped[:limit]:
+        by_reason.setdefault(why, []).append(_kind_name(info))
+    parts = [f"{', '.join(names)} ({why})" for why, names in by_reason.items()]
+    more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"; skipped: {'; '.join(parts)}{more}"
 
 
 def plan_syncer(
@@ -67,7 +87,11 @@ def plan_syncer(
     tenancy: Tenancy = Tenancy(),
     source_cluster: str = "source",
 ) -> SyncerPlan:
-    """Shards for one (not suspended) syncer; ``expansions[i]`` is what rule ``i`` resolved to."""
+    """Shards for one (not suspended) syncer; ``expansions[i]`` is what rule ``i`` matches.
+
+    For a glob rule that may include kinds a glob never expands to: they are skipped here,
+    and the status line says why.
+    """
     spec = syncer.spec
     own_ns = syncer.namespace
     restricted = tenancy.restricted(own_ns)
@@ -77,7 +101,19 @@ def plan_syncer(
         infos = list(expansions.get(index, ()))
         label = rule_label(index, rule)
         if rule.is_glob:
-            out.expansions.append(f"{label} -> {_describe_kinds(infos)}")
+            kept: list[ResourceInfo] = []
+            skipped: list[tuple[ResourceInfo, str]] = []
+            for info in infos:
+                # A glob naming namespaces stays in them: no cluster-scoped kinds.
+                why = glob_excluded(info, namespaced_only=bool(rule.namespaces))
+                if why is None:
+                    kept.append(info)
+                else:
+                    skipped.append((info, why))
+            infos = kept
+            out.expansions.append(
+                f"{label} -> {_describe_kinds(infos)}{_describe_skipped(skipped)}"
+            )
         elif not infos:
             out.expansions.append(f"{label} -> not served by the source cluster")
             out.not_served.append(label)
@@ -149,12 +185,12 @@ def plan_syncer(
 
 
 async def expand_rules(client: Any, syncer: KRMSyncer) -> dict[int, list[ResourceInfo]]:
-    """Discovery on the source cluster for every rule; raises when discovery fails."""
-    from ray_syncer.kube.discovery import expand_rule
-
+    """Discovery on the source cluster: the kinds every rule matches (for a glob, the
+    excluded ones too: ``plan_syncer`` skips them and says why). Raises when discovery fails.
+    """
     out: dict[int, list[ResourceInfo]] = {}
     for index, rule in enumerate(syncer.spec.rules):
-        out[index] = await expand_rule(
+        out[index] = await match_rule(
             client, group=rule.group, version=rule.version, kind=rule.kind
         )
     return out

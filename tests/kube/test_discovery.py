@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ray_syncer.kube.client import ResourceInfo
-from ray_syncer.kube.discovery import expand_rule, glob_excluded, is_glob, resolve_exact
+from ray_syncer.kube.discovery import (
+    expand_rule,
+    glob_excluded,
+    is_glob,
+    match_rule,
+    resolve_exact,
+)
 
 LW = frozenset({"get", "list", "watch", "create", "patch", "delete"})
 
@@ -46,7 +52,41 @@ CLUSTER = FakeDiscovery(
                 ri("", "v1", "Pod"),
                 ri("", "v1", "Binding", verbs=frozenset({"create"})),
                 ri("", "v1", "ComponentStatus", namespaced=False, verbs=frozenset({"get", "list"})),
+                ri("", "v1", "Node", namespaced=False),
+                ri("", "v1", "PersistentVolume", namespaced=False),
+                ri("", "v1", "ServiceAccount"),
             ]
+        },
+        "certificates.k8s.io": {
+            "v1": [ri("certificates.k8s.io", "v1", "CertificateSigningRequest", namespaced=False)]
+        },
+        "apiregistration.k8s.io": {
+            "v1": [ri("apiregistration.k8s.io", "v1", "APIService", namespaced=False)]
+        },
+        "storage.k8s.io": {
+            "v1": [
+                ri("storage.k8s.io", "v1", k, namespaced=False)
+                for k in ("CSINode", "StorageClass", "VolumeAttachment")
+            ]
+        },
+        "resource.k8s.io": {
+            "v1": [ri("resource.k8s.io", "v1", "ResourceClaim")],
+            "v1beta2": [
+                ri("resource.k8s.io", "v1beta2", "ResourceClaim"),
+                ri("resource.k8s.io", "v1beta2", "ResourceSlice", namespaced=False),
+            ],
+        },
+        "flowcontrol.apiserver.k8s.io": {
+            "v1": [
+                ri("flowcontrol.apiserver.k8s.io", "v1", k, namespaced=False)
+                for k in ("FlowSchema", "PriorityLevelConfiguration")
+            ]
+        },
+        "widgets.example.com": {
+            # Served in v1 without watch (say, an aggregated API's older version): a glob
+            # takes the next version that can be watched.
+            "v1": [ri("widgets.example.com", "v1", "Widget", verbs=frozenset({"get", "list"}))],
+            "v1beta1": [ri("widgets.example.com", "v1beta1", "Widget")],
         },
         "apps": {
             "v1": [ri("apps", "v1", k) for k in ("Deployment", "ReplicaSet", "ControllerRevision")]
@@ -107,23 +147,89 @@ async def test_everything_glob_applies_design_exclusions() -> None:
     got = names(await expand_rule(CLUSTER, group="*", version="*", kind="*"))
     assert got == [
         "core/v1/ConfigMap",
-        "core/v1/Namespace",
+        "core/v1/PersistentVolume",  # cluster-scoped, but not infrastructure
         "core/v1/Secret",
+        "core/v1/ServiceAccount",
         "apps/v1/Deployment",
         "batch/v1/CronJob",
         "jobs.example.com/v1/Job",  # a CRD called Job in another group is not excluded
+        "resource.k8s.io/v1/ResourceClaim",
         "sql.cnrm.cloud.google.com/v1beta1/SQLInstance",
         "storage.cnrm.cloud.google.com/v1beta1/StorageBucket",
         "storage.cnrm.cloud.google.com/v1alpha1/StorageNotification",
+        "storage.k8s.io/v1/StorageClass",
+        "widgets.example.com/v1beta1/Widget",
     ]
 
 
 async def test_kind_glob_in_core() -> None:
     got = await expand_rule(CLUSTER, group="", version="v1", kind="*e*")
     assert names(got) == [
-        "core/v1/Namespace",
+        "core/v1/PersistentVolume",
         "core/v1/Secret",
-    ]  # Event, Endpoints, ComponentStatus excluded; case-sensitive
+        "core/v1/ServiceAccount",
+    ]  # Event, Endpoints, ComponentStatus, Namespace, Node excluded; case-sensitive
+
+
+INFRASTRUCTURE = [
+    ("", "Node"),
+    ("", "Namespace"),
+    ("", "ComponentStatus"),
+    ("certificates.k8s.io", "CertificateSigningRequest"),
+    ("apiregistration.k8s.io", "APIService"),
+    ("storage.k8s.io", "CSINode"),
+    ("storage.k8s.io", "VolumeAttachment"),
+    ("resource.k8s.io", "ResourceSlice"),
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+]
+
+
+@pytest.mark.parametrize(("group", "kind"), INFRASTRUCTURE)
+async def test_glob_never_expands_to_node_and_cluster_infrastructure(group: str, kind: str) -> None:
+    for rule in [("*", "*", "*"), (group, "*", "*"), (group, "*", kind)]:
+        got = await expand_rule(CLUSTER, group=rule[0], version=rule[1], kind=rule[2])
+        assert (group, kind) not in [(i.group, i.kind) for i in got], rule
+    # ...and the reason is one a person can read in status.expandedRules.
+    (info,) = [i for i in await match_rule(CLUSTER, group=group, version="*", kind=kind)]
+    assert glob_excluded(info) in (
+        "node or cluster infrastructure",
+        "the syncer creates destination namespaces as it needs them",
+    )
+
+
+def test_exclusion_matches_any_version_and_every_flowcontrol_kind() -> None:
+    for version in ("v1", "v1beta1", "v1alpha3", "v2"):
+        assert glob_excluded(ri("resource.k8s.io", version, "ResourceSlice", namespaced=False))
+        assert glob_excluded(ri("flowcontrol.apiserver.k8s.io", version, "SomethingNew"))
+    assert glob_excluded(ri("resource.k8s.io", "v1", "ResourceClaim")) is None
+    assert glob_excluded(ri("nodes.example.com", "v1", "Node", namespaced=False)) is None
+
+
+async def test_glob_naming_namespaces_expands_to_namespaced_kinds_only() -> None:
+    got = names(await expand_rule(CLUSTER, group="*", version="*", kind="*", namespaced_only=True))
+    assert "core/v1/PersistentVolume" not in got and "storage.k8s.io/v1/StorageClass" not in got
+    assert "core/v1/ConfigMap" in got and "resource.k8s.io/v1/ResourceClaim" in got
+    pv = ri("", "v1", "PersistentVolume", namespaced=False)
+    assert glob_excluded(pv) is None
+    assert glob_excluded(pv, namespaced_only=True) == "cluster-scoped, and the rule names namespaces"
+    # An explicit rule is not a glob: it resolves whatever it names.
+    assert names(
+        await expand_rule(CLUSTER, group="", version="v1", kind="Node", namespaced_only=True)
+    ) == ["core/v1/Node"]
+
+
+async def test_match_rule_keeps_excluded_kinds_for_the_report() -> None:
+    got = names(await match_rule(CLUSTER, group="", version="v1", kind="*"))
+    assert got == [
+        "core/v1/Binding", "core/v1/ComponentStatus", "core/v1/ConfigMap", "core/v1/Endpoints",
+        "core/v1/Event", "core/v1/Namespace", "core/v1/Node", "core/v1/PersistentVolume",
+        "core/v1/Pod", "core/v1/Secret", "core/v1/ServiceAccount",
+    ]
+    # One version per kind: the first a glob may use, not the first served.
+    assert names(await match_rule(CLUSTER, group="widgets.example.com", version="*", kind="*")) == [
+        "widgets.example.com/v1beta1/Widget"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -135,10 +241,11 @@ async def test_kind_glob_in_core() -> None:
         ("syncer.gkelabs.io", "KRMSyncer"),
         ("coordination.k8s.io", "Lease"),
         ("", "Binding"),
+        *INFRASTRUCTURE,
     ],
 )
 async def test_explicit_rule_resolves_any_kind(group: str, kind: str) -> None:
-    version = "v1alpha1" if group == "syncer.gkelabs.io" else "v1"
+    version = {"syncer.gkelabs.io": "v1alpha1", "resource.k8s.io": "v1beta2"}.get(group, "v1")
     got = await expand_rule(CLUSTER, group=group, version=version, kind=kind)
     assert [(i.group, i.kind) for i in got] == [(group, kind)]
     assert glob_excluded(got[0]) is not None  # ...even though a glob would skip it
