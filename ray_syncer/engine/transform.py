@@ -17,8 +17,15 @@ The destination object is built from an allowlist, then stripped:
 * ownership is marked with the managed-by label and the source/hash
   annotations.
 
-``exclusion_reason`` implements the default exclusions; the shard treats an
-excluded object as absent from the source.
+``exclusion_reason`` implements the default exclusions: what the destination's
+own control plane makes (the ``default`` ServiceAccount, ``kube-root-ca.crt``,
+service-account-token and bootstrap-token Secrets), anything in a system
+namespace unless the shard is for that very namespace, opted-out and
+controller-owned objects. The shard treats an excluded object as absent from the
+source: never written, and an owned copy of it is removed like that of a deleted
+source object (only on a watch event or after a complete relist, with a uid
+precondition and the delete-storm guard); a destination object the syncer does
+not own is never touched.
 """
 
 from __future__ import annotations
@@ -63,6 +70,12 @@ PVC_BIND_ANNOTATIONS = frozenset(
 )
 JOB_CONTROLLER_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
 SERVICE_ALLOCATED_FIELDS = ("clusterIP", "clusterIPs", "healthCheckNodePort")
+# Secret types the destination's control plane issues itself.
+CLUSTER_SECRET_TYPES = frozenset(
+    {"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"}
+)
+# Namespaces an all-namespaces shard leaves alone; a rule that names one still syncs it.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -83,11 +96,16 @@ def exclusion_reason(obj: Mapping[str, Any], *, spec: ShardSpec) -> str | None:
     labels = meta.get("labels") or {}
     if labels.get(EXCLUDE_LABEL) == "true":
         return f"labelled {EXCLUDE_LABEL}=true"
+    namespace = meta.get("namespace")
+    if spec.source_namespace is None and namespace in SYSTEM_NAMESPACES:
+        return f"in {namespace} (a rule must name that namespace to sync it)"
     if spec.group == "":
-        if spec.kind == "Secret" and obj.get("type") == "kubernetes.io/service-account-token":
-            return "service-account-token Secret"
+        if spec.kind == "Secret" and obj.get("type") in CLUSTER_SECRET_TYPES:
+            return f"{obj.get('type')} Secret"
         if spec.kind == "ConfigMap" and meta.get("name") == "kube-root-ca.crt":
             return "kube-root-ca.crt ConfigMap"
+        if spec.kind == "ServiceAccount" and meta.get("name") == "default":
+            return "the default ServiceAccount"
     if not spec.include_owned:
         for ref in meta.get("ownerReferences") or ():
             if ref.get("controller") is True:

@@ -212,6 +212,42 @@ def test_default_exclusions() -> None:
     assert exclusion_reason(not_controller, spec=SPEC) is None
 
 
+def test_what_the_destination_control_plane_makes_is_excluded() -> None:
+    sa = ShardSpec(syncer_namespace="o", syncer_name="d", group="", version="v1",
+                   kind="ServiceAccount")
+    secret = ShardSpec(syncer_namespace="o", syncer_name="d", group="", version="v1", kind="Secret")
+    assert exclusion_reason({"metadata": {"name": "default", "namespace": "p"}}, spec=sa)
+    assert exclusion_reason({"metadata": {"name": "app", "namespace": "p"}}, spec=sa) is None
+    # Only the core ServiceAccount named `default`: a ConfigMap or CRD of that name syncs.
+    assert exclusion_reason({"metadata": {"name": "default", "namespace": "p"}}, spec=SPEC) is None
+    crd = ShardSpec(syncer_namespace="o", syncer_name="d", group="example.com", version="v1",
+                    kind="ServiceAccount")
+    assert exclusion_reason({"metadata": {"name": "default", "namespace": "p"}}, spec=crd) is None
+    assert exclusion_reason(
+        {"metadata": {"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
+         "type": "bootstrap.kubernetes.io/token"},
+        spec=ShardSpec(syncer_namespace="o", syncer_name="d", group="", version="v1",
+                       kind="Secret", source_namespace="kube-system"),
+    )
+    assert exclusion_reason({"metadata": {"name": "t", "namespace": "p"},
+                             "type": "bootstrap.kubernetes.io/token"}, spec=secret)
+
+
+def test_system_namespaces_only_when_a_rule_names_them() -> None:
+    every = SPEC  # source_namespace None: all namespaces
+    for ns in ("kube-system", "kube-public", "kube-node-lease"):
+        why = exclusion_reason({"metadata": {"name": "x", "namespace": ns}}, spec=every)
+        assert why is not None and ns in why
+        named = ShardSpec(syncer_namespace="o", syncer_name="d", group="", version="v1",
+                          kind="ConfigMap", source_namespace=ns)
+        assert exclusion_reason({"metadata": {"name": "x", "namespace": ns}}, spec=named) is None
+    for ns in ("default", "kube-systems", "prod"):
+        assert exclusion_reason({"metadata": {"name": "x", "namespace": ns}}, spec=every) is None
+    # Cluster-scoped objects have no namespace (a Namespace *named* kube-system is not in it).
+    nsk = ShardSpec(syncer_namespace="o", syncer_name="d", group="", version="v1", kind="Namespace")
+    assert exclusion_reason({"metadata": {"name": "kube-system"}}, spec=nsk) is None
+
+
 def test_owned_by_checks_the_shard_source_namespace() -> None:
     spec_a = ShardSpec(syncer_namespace="ops", syncer_name="dr", group="", version="v1",
                        kind="ConfigMap", source_namespace="a", dest_namespace="dr")
