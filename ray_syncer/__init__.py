@@ -2,7 +2,7 @@
 
 A Kubernetes operator for active-passive disaster recovery: it mirrors the
 resources named by ``KRMSyncer`` objects from a source cluster to a destination
-cluster. See README.md for usage and DESIGN.md for the contract.
+cluster. See README.md for usage and docs/design.md for the design.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Every Prometheus metric of ray-syncer, defined once (DESIGN.md §6).
+"""Every Prometheus metric of ray-syncer, defined once (docs/design.md §6).
 
 Why this exists: the engine records, the operator serves, and both must agree on
 names, labels and types. All metrics live on the module-level ``REGISTRY`` (not

@@ -1,4 +1,4 @@
-"""Architecture rules that keep the codebase readable (DESIGN.md §8)."""
+"""Architecture rules that keep the codebase readable (docs/design.md §8)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ray_syncer"
-# The one module allowed to import Ray (DESIGN.md §5: "one module holds the Ray calls").
+# The one module allowed to import Ray (docs/design.md §5: "one module holds the Ray calls").
 RAY_MODULE = PACKAGE / "actors.py"
 
 

@@ -2,7 +2,7 @@
 
 Why this module exists: the operator, the ``validate`` command and the tests all
 need one Python view of a KRMSyncer that says exactly what the CRD in
-``crds/krmsyncer.yaml`` says (DESIGN.md §2). The CRD is what the API server
+``crds/krmsyncer.yaml`` says (docs/design.md §2). The CRD is what the API server
 enforces; these models are what the operator enforces before it starts a single
 watch. ``tests/api/test_agreement.py`` keeps the two equal.
 
@@ -491,7 +491,7 @@ def _no_duplicates(values: Sequence[str]) -> None:
 
 
 class KRMSyncerSpec(_SpecModel):
-    """``spec``: DESIGN.md §2. Read ``.suspended_effective`` and ``.target``, not the aliases."""
+    """``spec``: docs/design.md §2. Read ``.suspended_effective`` and ``.target``, not the aliases."""
 
     suspend: StrictBool | None = None
     suspended: StrictBool | None = None
@@ -970,7 +970,7 @@ def parse_krmsyncer(obj: Any) -> KRMSyncer:
 
 
 def is_suspended_effectively(raw: Any) -> bool:
-    """True when the operator must do nothing for this KRMSyncer (DESIGN §2, §4.5).
+    """True when the operator must do nothing for this KRMSyncer (docs/design.md §2, §4.5).
 
     That is: ``suspend`` or ``suspended`` is true, or they disagree, or the spec
     does not parse at all. Accepts either a whole object or a bare spec mapping.

@@ -1,4 +1,4 @@
-"""The pure transform: source object -> desired destination object (DESIGN.md §3).
+"""The pure transform: source object -> desired destination object (docs/design.md §3).
 
 No I/O and no clock: the same source content and spec always give a
 byte-identical desired object and the same content hash, which is what makes

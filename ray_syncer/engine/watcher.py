@@ -6,7 +6,7 @@ what they see through a ``WatchHandler``:
 
 * a complete list arrives as ``list_begin`` / ``list_page``* / ``list_end(rv)``;
   a list that fails half-way ends with ``list_abort`` instead, so the handler
-  never mistakes a partial list for the truth (DESIGN §4.2: no deletes from
+  never mistakes a partial list for the truth (docs/design.md §4.2: no deletes from
   doubt);
 * then ``event(type, obj)`` for each watch event, starting from the list's
   resourceVersion.

@@ -3,7 +3,7 @@
 Why this exists: the operator talks to two kinds of cluster. Its own cluster is
 trusted (in-cluster service account, or the admin's ``~/.kube/config``), while a
 ``KRMSyncer``'s other cluster comes from a kubeconfig stored in a Secret that a
-tenant wrote. DESIGN.md §4.6 says such a kubeconfig may not run ``exec`` or
+tenant wrote. docs/design.md §4.6 says such a kubeconfig may not run ``exec`` or
 ``auth-provider`` plugins nor read local files unless the operator was started
 with an explicit flag. ``load_kubeconfig_text`` inspects the selected context
 *before* the official ``kubernetes`` kubeconfig loader touches it, and refuses

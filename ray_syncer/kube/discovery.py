@@ -1,7 +1,7 @@
 """Rule expansion: from a KRMSyncer rule's (group, version, kind) to concrete kinds.
 
 Why this exists: rules may be globs (``group: "*.cnrm.cloud.google.com"``,
-``version: "*"``, ``kind: "*"``), and DESIGN.md §3 says what a glob never
+``version: "*"``, ``kind: "*"``), and docs/design.md §3 says what a glob never
 expands to. The operator's planner calls ``expand_rule`` for each rule (and again
 when CRDs come and go, after ``KubeClient.invalidate_discovery()``); the engine
 calls ``resolve_exact`` to find one kind on each cluster.
@@ -52,7 +52,7 @@ _RUNTIME = "per-cluster runtime state"
 _CONTROLLED = "made by the destination's own controllers"
 _INFRA = "node or cluster infrastructure"
 
-# What a glob never expands to (DESIGN.md §3): (group, kind or "*" for every kind of the
+# What a glob never expands to (docs/design.md §3): (group, kind or "*" for every kind of the
 # group, reason). Matched in any version. The reason is shown in status.expandedRules.
 GLOB_EXCLUDED: tuple[tuple[str, str, str], ...] = (
     ("", "Event", _RUNTIME),

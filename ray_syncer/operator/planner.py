@@ -3,7 +3,7 @@
 Why it exists: the reconciler needs one deterministic answer to "which shards
 should run for this syncer?". The answer depends on the rules, on what the
 source cluster serves (glob expansion through discovery) and on the tenancy
-flag (DESIGN §4.7). :func:`plan_syncer` is pure: it takes the kinds each rule
+flag (docs/design.md §4.7). :func:`plan_syncer` is pure: it takes the kinds each rule
 matches, already fetched (``expand_rules`` does the I/O through
 ``kube.discovery.match_rule``), drops what a glob never expands to
 (``kube.discovery.glob_excluded``: the excluded kinds, and cluster-scoped kinds

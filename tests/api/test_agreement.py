@@ -1,4 +1,4 @@
-"""The CRD and the models are two views of one truth (DESIGN.md §2).
+"""The CRD and the models are two views of one truth (docs/design.md §2).
 
 Every example manifest and a table of valid and invalid KRMSyncers must be
 accepted or rejected the same way by ``parse_krmsyncer`` and by the CRD schema

@@ -1,5 +1,5 @@
 """Last in the package: after every hostile case, no test secret is in logs, Events, status or
-metrics of the shared operator (tokens, kubeconfig credentials; DESIGN §4.6)."""
+metrics of the shared operator (tokens, kubeconfig credentials; docs/design.md §4.6)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """One operator, two in-memory clusters, many hostile KRMSyncers: the bad-input suite's world.
 
-Why it exists: DESIGN §4 must hold whatever users write. Each case in this
+Why it exists: docs/design.md §4 must hold whatever users write. Each case in this
 package creates one broken KRMSyncer (or a broken Secret, destination, object
 ...) in its own namespace and asserts what a person on call would see: a
 precise condition reason and message in ``status``, a Warning Event, the

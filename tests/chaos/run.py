@@ -1,6 +1,6 @@
 """One seeded chaos run: the full operator on Ray, two in-memory clusters, churn and faults at once.
 
-Why it exists: DESIGN §4 says the safety invariants hold *under every fault*;
+Why it exists: docs/design.md §4 says the safety invariants hold *under every fault*;
 this is where that is checked with the faults combined, as on a bad day.
 
 While the source churns (creates, updates, deletes of ConfigMaps in three

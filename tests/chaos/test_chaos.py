@@ -1,6 +1,6 @@
 """The chaos run (run.py), short form in ``make test``, long form in ``make chaos``.
 
-Checks after faults stop (DESIGN §4):
+Checks after faults stop (docs/design.md §4):
 * destination owned objects == source within 10 s (no lost updates: content compared);
 * 0 unowned objects modified or deleted (end state *and* request log);
 * 0 deletes of objects that exist in the source, from the destination's request log: every

@@ -1,4 +1,4 @@
-"""Deletes under doubt, with the whole operator (in-process shard hosts, fast): DESIGN §4.2.
+"""Deletes under doubt, with the whole operator (in-process shard hosts, fast): docs/design.md §4.2.
 
 * A source outage (the operator's own cluster, push mode), with a compaction while it is
   down and failing lists when it returns, never causes a destination delete.

@@ -1,4 +1,4 @@
-"""Rule expansion over discovery: globs, version choice and DESIGN.md §3 exclusions."""
+"""Rule expansion over discovery: globs, version choice and docs/design.md §3 exclusions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Secrets stay secret (DESIGN §4.6): scan logs, Events, status and metrics for test secrets.
+"""Secrets stay secret (docs/design.md §4.6): scan logs, Events, status and metrics for test secrets.
 
 Every place a secret could slip out is exercised: a working kubeconfig (its
 token), a rejected token (401), a kubeconfig refused for an exec plugin whose

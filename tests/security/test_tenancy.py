@@ -1,4 +1,4 @@
-"""``--restrict-to-own-namespace`` (DESIGN §4.7): refusals are enforced (nothing is written) and
+"""``--restrict-to-own-namespace`` (docs/design.md §4.7): refusals are enforced (nothing is written) and
 reported (Ready=False with the reason, a Warning Event); tenant namespaces stay unrestricted.
 """
 
