@@ -12,6 +12,12 @@ run lives elsewhere and is tested without Ray:
   ``host/<ns>/<syncer>/<n>`` when packed) wraps ``operator.host.HostCore``.
 * ``RayBackend`` is what the operator process holds: it gets-or-creates the
   supervisor and forwards desired shards to it, returning health and metrics.
+
+Stopping (``ray-syncer run``) must never hang on Ray: ``unavailable()`` tells,
+within a bounded time, whether Ray is down or does not answer (then the calls
+that would hang are skipped), ``disconnect(timeout=...)`` runs
+``ray.shutdown()`` in a daemon thread, and ``kill_local_ray()`` ends whatever
+is left of a local Ray this process started (never a cluster it only joined).
 """
 
 from __future__ import annotations
@@ -20,7 +26,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +44,16 @@ from ray_syncer.operator.supervisor import SUPERVISOR_NAME, DesiredShard, is_hos
 log = logging.getLogger(__name__)
 
 RAY_NAMESPACE = "krmsyncer"
+PROBE_TIMEOUT_S = 1.5  # how long a stop waits for Ray's GCS to answer before skipping Ray calls
+
+# Set by connect(): True when this process started the local Ray (so it may end it).
+_started_local = False
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is down or does not answer: a call that needs it would hang."""
+
+    safe_to_log = True  # the message is ours (no cluster data): the operator logs it
 
 
 @dataclass(frozen=True)
@@ -56,12 +76,21 @@ def connect(
     include_dashboard: bool | None = None,
     log_to_driver: bool = True,
     object_store_memory: int | None = None,
+    adopt_orphans: bool = False,
 ) -> bool:
-    """Connect to Ray (``address``, else RAY_ADDRESS, else start a local Ray). True if started locally."""
+    """Connect to Ray (``address``, else RAY_ADDRESS, else start a local Ray). True if started locally.
+
+    ``adopt_orphans`` (``ray-syncer run``): before starting a local Ray, become a
+    child subreaper (Linux), so that processes of that Ray whose parent died
+    (workers and agents of a dead raylet) stay our descendants and
+    ``kill_local_ray()`` finds them.
+    """
+    global _started_local
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
+        _started_local = False
         ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=log_to_driver)
         return False
     # Ray 2.60 enables token auth by default; the embedded local Ray runs without it.
@@ -76,13 +105,213 @@ def connect(
         kwargs["include_dashboard"] = include_dashboard
     if object_store_memory is not None:
         kwargs["object_store_memory"] = object_store_memory
+    if adopt_orphans:
+        _become_subreaper()
+    _started_local = True  # set first: a signal during ray.init must still clean up
     ray.init(**kwargs)
     return True
 
 
-def disconnect() -> None:
-    if ray.is_initialized():
+def disconnect(timeout: float | None = None) -> bool:
+    """``ray.shutdown()``; with ``timeout``, in a daemon thread: False if it did not finish in time.
+
+    A shutdown that did not finish is abandoned (its thread may stay blocked:
+    the caller must then end the process with ``os._exit``; interpreter exit
+    would run Ray's atexit shutdown and block on the same lock).
+    """
+    if not ray.is_initialized():
+        return True
+    if timeout is None:
         ray.shutdown()
+        return True
+    finished = threading.Event()
+
+    def shutdown() -> None:
+        try:
+            ray.shutdown()
+        except Exception as exc:
+            log.warning("ray.shutdown failed: %s", type(exc).__name__)
+        finally:
+            finished.set()
+
+    threading.Thread(target=shutdown, name="ray-shutdown", daemon=True).start()
+    return finished.wait(max(0.0, timeout))
+
+
+def unavailable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why Ray cannot be used now, or None when its GCS answers; blocks at most about ``timeout``.
+
+    A local Ray (started by this process) is down when any of its processes
+    (GCS, raylet, dashboard, log monitor...) has exited.
+    """
+    if not ray.is_initialized():
+        return "not connected to Ray"
+    reason = _local_down()
+    if reason is None:
+        error = _bounded(_ping_gcs, timeout)
+        if error is not None:
+            # A local Ray that is going down (a signal to the whole process group) shows it by now.
+            reason = _local_down() or f"Ray's GCS did not answer within {timeout:g}s ({error})"
+    return reason
+
+
+def local_ray_down() -> bool:
+    """True when this process started the local Ray and some of its processes have exited."""
+    return _local_down() is not None
+
+
+def _local_down() -> str | None:
+    if not _started_local:
+        return None
+    node = ray._private.worker._global_node
+    if node is None or not ray.is_initialized():
+        return "the local Ray is not running"  # or half started: what is left of it gets killed
+    dead = sorted({kind for kind, _proc in node.dead_processes()})
+    return f"the local Ray is down ({', '.join(dead)} exited)" if dead else None
+
+
+def _ping_gcs(timeout: float) -> None:
+    from ray._private.worker import global_worker
+
+    gcs = getattr(global_worker, "gcs_client", None)
+    if gcs is None:
+        raise RayUnavailable("no GCS client")
+    gcs.internal_kv_exists(b"ping", b"ray_syncer", timeout=timeout)
+
+
+def _bounded(fn: Callable[[float], object], timeout: float) -> str | None:
+    """Run ``fn(timeout)`` in a daemon thread: None if it returned in time, else what went wrong."""
+    outcome: list[str | None] = []
+
+    def call() -> None:
+        try:
+            fn(timeout)
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=call, name="ray-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return outcome[0] if outcome else "no answer"
+
+
+async def _off_loop(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a daemon thread (not the default executor, whose threads exit waits for)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def call() -> None:
+        try:
+            result, error = fn(), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=call, name="ray-call", daemon=True).start()
+    return await future
+
+
+# -- the processes of a local Ray this process started --
+
+
+def _become_subreaper() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        PR_SET_CHILD_SUBREAPER = 36
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except Exception as exc:  # not fatal: only orphans of a dead raylet would be missed
+        log.debug("cannot become a child subreaper: %s", exc)
+
+
+def _live_descendants(root: int) -> list[int]:
+    """Live (not zombie) descendants of ``root``, from /proc (empty where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) < 2 or fields[0] in (b"Z", b"X"):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+def _reap() -> None:
+    # Zombie children (ours, or orphans we adopted as subreaper): collect them.
+    with contextlib.suppress(ChildProcessError, OSError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f"{pid} ({f.read().strip()})"
+    except OSError:
+        return str(pid)
+
+
+def kill_local_ray(grace: float = 0.0) -> list[str]:
+    """End every process of the local Ray this process started; return those it had to SIGKILL.
+
+    Waits up to ``grace`` seconds for them to exit on their own (``ray.shutdown``
+    asks them to), then SIGKILLs what is left: GCS, raylet, dashboard, agents,
+    workers (a stopped process too). Does nothing when this process only joined
+    a Ray cluster (``--ray-address``): that cluster is not ours to end.
+    """
+    if not _started_local:
+        return []
+    me = os.getpid()
+    deadline = time.monotonic() + grace
+    left = _live_descendants(me)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        _reap()
+        left = _live_descendants(me)
+    if not left:
+        return []
+    killed = [_describe(pid) for pid in left]
+    for pid in left:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+            log.debug(
+                "killing %d: %s", pid, f.read().replace(b"\0", b" ")[:300].decode(errors="replace")
+            )
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 1.0
+    while _live_descendants(me) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        _reap()
+    return killed
 
 
 def is_connected() -> bool:
@@ -265,6 +494,9 @@ class RayBackend:
         self.shard_factory = shard_factory
         self.client_factory = client_factory
         self._handle: Any = None
+        # What the probe in shutdown() found (a stop does not wait on an unreachable Ray twice).
+        self.probed = False
+        self.ray_problem: str | None = None
 
     def _supervisor(self) -> Any:
         if self._handle is None:
@@ -291,7 +523,19 @@ class RayBackend:
         return report
 
     async def shutdown(self) -> int:
-        """Stop all shards, remove hosts and the supervisor; destination data stays."""
+        """Stop all shards, remove hosts and the supervisor; destination data stays.
+
+        Ray is probed first (at most about ``PROBE_TIMEOUT_S``): a local Ray that
+        is already down took its shards with it (returns 0); a Ray that does not
+        answer raises ``RayUnavailable`` instead of hanging.
+        """
+        problem = await _off_loop(unavailable)
+        self.probed, self.ray_problem = True, problem
+        if problem is not None:
+            if local_ray_down():
+                log.info("%s: its shards stopped with it", problem)
+                return 0
+            raise RayUnavailable(problem)
         handle = self._supervisor()
         try:
             count: int = await handle.shutdown.remote()
