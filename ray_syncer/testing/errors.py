@@ -39,12 +39,12 @@ class StatusError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if not self.reason:
             del body["reason"]  # kube-apiserver omits an empty reason (e.g. a 500 from a failed conversion)
-        if self.details:
+        if self.details is not None:
             body["details"] = self.details
+        body["code"] = self.code  # last, as kube-apiserver writes a Status
         return body
 
 
@@ -115,8 +115,10 @@ def apply_conflict(conflicts: list[tuple[str, str]]) -> StatusError:
 
 
 def invalid(kind: str, name: str, group: str, causes: list[dict[str, str]]) -> StatusError:
-    text = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
-    if len(causes) > 1:
+    # The message lists each distinct error once (Go's ErrorList.ToAggregate de-duplicates).
+    lines = list(dict.fromkeys(f"{c['field']}: {c['message']}" for c in causes))
+    text = ", ".join(lines)
+    if len(lines) > 1:
         text = "[" + text + "]"
     return StatusError(
         422,
@@ -137,6 +139,10 @@ def field_invalid(field: str, value: Any, detail: str) -> dict[str, str]:
 def field_required(field: str, detail: str) -> dict[str, str]:
     message = f"Required value: {detail}" if detail else "Required value"
     return {"reason": "FieldValueRequired", "message": message, "field": field}
+
+
+def field_too_long(field: str, limit: int) -> dict[str, str]:
+    return {"reason": "FieldValueTooLong", "message": f"Too long: may not be more than {limit} bytes", "field": field}
 
 
 def field_forbidden(field: str, detail: str) -> dict[str, str]:

@@ -86,6 +86,13 @@ def manager_from_agent(user_agent: str) -> str:
     return (user_agent or "unknown").split("/", 1)[0][:128] or "unknown"
 
 
+def _check_field_manager(query: Query, options: str) -> None:
+    """The write options' fieldManager as kube-apiserver validates it (422 on CreateOptions etc.)."""
+    causes = ssa.manager_causes(query.get("fieldManager") or "", "fieldManager")
+    if causes:
+        raise invalid(options, "", "meta.k8s.io", causes)
+
+
 def _undecodable(rt: ResourceType, obj: Obj, failure: str, via: str) -> StatusError:
     """A body the apiserver's decoder refuses (a bad MicroTime), worded as it words it per verb."""
     version = rt.api_version.rpartition("/")[2]
@@ -173,6 +180,8 @@ class ObjectApi:
                                   f"({t.name})")
             meta["name"] = t.name
         failure = admission.decode_micro_times(rt, obj)
+        if failure is None and via != "apply":
+            failure = ssa.decode_error(obj, builtin=rt.builtin)
         if failure:
             raise _undecodable(rt, obj, failure, via)
         return obj
@@ -282,6 +291,7 @@ class ObjectApi:
     def create(self, t: Target, body: Any, query: Query, *, user_agent: str) -> tuple[int, Obj]:
         rt = t.rt
         self._check_verb(rt, "create")
+        _check_field_manager(query, "CreateOptions")
         if t.subresource:
             raise method_not_allowed()
         if rt.namespaced and t.namespace is None:
@@ -305,8 +315,16 @@ class ObjectApi:
         manager = query.get("fieldManager") or manager_from_agent(user_agent)
         new = self._prepare_new(t, obj, query)
         ssa.record_update(None, new, manager=manager, subresource=None, has_status=rt.has_status,
-                          api_version=rt.api_version, now=self.clock(), list_types=self._lists(rt))
+                          api_version=rt.api_version, now=self.clock(), list_types=self._lists(rt),
+                          builtin=rt.builtin, versions=self.registry.api_versions(rt.key))
+        self._check_managed_fields(rt, new)
         return 201, self._create(rt, new, dry_run=query.get("dryRun") == "All")
+
+    def _check_managed_fields(self, rt: ResourceType, new: Obj) -> None:
+        """422 for managedFields a write set explicitly that kube-apiserver's validation refuses."""
+        causes = ssa.invalid_entries(new["metadata"].get("managedFields"))
+        if causes:
+            raise invalid(rt.kind, new["metadata"].get("name", ""), rt.group, causes)
 
     def _prepare_new(self, t: Target, obj: Obj, query: Query) -> Obj:
         rt = t.rt
@@ -316,7 +334,7 @@ class ObjectApi:
             self._require_namespace(rt, ns, meta["name"])
         if self.store.get(rt.key, ns, meta["name"]) is not None:
             raise already_exists(rt.plural, meta["name"], rt.group)
-        for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
+        for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(f, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.clock()
@@ -351,6 +369,7 @@ class ObjectApi:
     def replace(self, t: Target, body: Any, query: Query, *, user_agent: str) -> tuple[int, Obj]:
         rt = t.rt
         self._check_verb(rt, "update")
+        _check_field_manager(query, "UpdateOptions")
         if t.subresource and not (t.subresource == "status" and rt.has_status):
             raise not_found(rt.plural, t.name or "", rt.group)
         obj = self._decode(t, body)
@@ -379,7 +398,9 @@ class ObjectApi:
             new = {k: v for k, v in old.items() if k != "status"}
             new["metadata"] = dict(om)
             if applied:
-                new["metadata"]["managedFields"] = mf
+                new["metadata"].pop("managedFields", None)
+                if mf is not None:
+                    new["metadata"]["managedFields"] = mf
             if status is not None:
                 new["status"] = status
             self._custom_schema(rt, new, query)  # status is pruned and validated too
@@ -416,7 +437,9 @@ class ObjectApi:
         new["apiVersion"] = old.get("apiVersion", rt.api_version)
         if not applied:
             ssa.record_update(old, new, manager=manager, subresource=t.subresource, has_status=rt.has_status,
-                              api_version=rt.api_version, now=self.clock(), list_types=self._lists(rt))
+                              api_version=rt.api_version, now=self.clock(), list_types=self._lists(rt),
+                              builtin=rt.builtin, versions=self.registry.api_versions(rt.key))
+            self._check_managed_fields(rt, new)
         if new == _without_rv(old):
             return self._versioned(rt, old)  # no-op: no write, no new resourceVersion
         if query.get("dryRun") == "All":
@@ -448,6 +471,7 @@ class ObjectApi:
             from .errors import unsupported_media_type
 
             raise unsupported_media_type(ctype, accepted)
+        _check_field_manager(query, "PatchOptions")
         if ctype == APPLY:
             return self.apply(t, raw, query)
         try:
@@ -500,6 +524,10 @@ class ObjectApi:
         if not body.get("apiVersion") or not body.get("kind"):
             raise bad_request("invalid object: apiVersion and kind must be set")
         obj = self._decode(t, body, via="apply")
+        managed = obj["metadata"].get("managedFields")
+        if isinstance(managed, list) and all(isinstance(e, dict) for e in managed):
+            # kube-apiserver reads them as a list of entries; one that is not an object reads as none.
+            raise bad_request("metadata.managedFields must be nil")
         ns = self._key_ns(t)
         old = self.store.get(rt.key, ns, t.name or "")
         now = self.clock()
@@ -508,7 +536,7 @@ class ObjectApi:
                 raise not_found(rt.plural, t.name or "", rt.group)
             merged = ssa.apply(None, obj, manager=manager, force=force, subresource=None,
                                has_status=rt.has_status, api_version=rt.api_version, now=now,
-                               list_types=self._lists(rt))
+                               list_types=self._lists(rt), versions=self.registry.api_versions(rt.key))
             merged["apiVersion"], merged["kind"] = rt.api_version, rt.kind
             merged["metadata"]["name"] = t.name
             if rt.namespaced:
@@ -521,7 +549,7 @@ class ObjectApi:
         self._preconditions(rt, old, obj["metadata"])
         merged = ssa.apply(self._versioned(rt, old), obj, manager=manager, force=force,
                            subresource=t.subresource, has_status=rt.has_status, api_version=rt.api_version,
-                           now=now, list_types=self._lists(rt))
+                           now=now, list_types=self._lists(rt), versions=self.registry.api_versions(rt.key))
         return 200, self._update(t, old, merged, manager=manager, query=query, applied=True)
 
     # -- delete --------------------------------------------------------------

@@ -148,6 +148,11 @@ class Registry:
     def get(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_gv.get((group, version), {}).get(plural)
 
+    def api_versions(self, key: ResourceKey) -> frozenset[str]:
+        """Every apiVersion the resource ``key`` (group, plural) is served in."""
+        return frozenset(res[key[1]].api_version for (g, _v), res in self._by_gv.items()
+                         if g == key[0] and key[1] in res)
+
     def resources(self, group: str, version: str) -> list[ResourceType] | None:
         found = self._by_gv.get((group, version))
         return None if found is None else sorted(found.values(), key=lambda r: r.plural)

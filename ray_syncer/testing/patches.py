@@ -21,8 +21,20 @@ from .errors import StatusError, bad_request
 
 
 class PatchError(StatusError):
-    def __init__(self, message: str) -> None:
-        super().__init__(422, "Invalid", message)
+    """A JSON patch that does not apply (a failed ``test``, a missing path, an unknown op).
+
+    kube-apiserver answers all of them alike, without saying which operation failed: 422
+    ``Invalid``, "the server rejected our request due to an error in our request", empty
+    details. The reason is kept in :attr:`why` (and the exception's text) for debugging.
+    """
+
+    def __init__(self, why: str) -> None:
+        super().__init__(422, "Invalid", "the server rejected our request due to an error in our request",
+                         details={})
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
 
 
 # -- RFC 7386 merge patch ---------------------------------------------------
@@ -127,15 +139,18 @@ def json_patch(target: Any, ops: Any) -> Any:
         elif op == "remove":
             _remove(doc, parts, op)
         elif op == "replace":
-            _get(doc, parts, op)
             if not parts:
                 doc = copy.deepcopy(raw.get("value"))
             else:
+                # kube-apiserver's json-patch (v4) replaces a missing object key as if it were there
+                # (it adds it); a missing parent or list index is still an error.
                 parent = _parent(doc, parts, op)
                 if isinstance(parent, list):
                     parent[_index(parent, parts[-1], allow_end=False)] = copy.deepcopy(raw.get("value"))
-                else:
+                elif isinstance(parent, dict):
                     parent[parts[-1]] = copy.deepcopy(raw.get("value"))
+                else:
+                    raise PatchError(f"jsonpatch {op} operation does not apply: doc is missing path")
         elif op in ("move", "copy"):
             src = _pointer(raw.get("from", ""))
             value = _remove(doc, src, op) if op == "move" else copy.deepcopy(_get(doc, src, op))
@@ -144,7 +159,7 @@ def json_patch(target: Any, ops: Any) -> Any:
             if _get(doc, parts, op) != raw.get("value"):
                 raise PatchError("testing value failed" if parts else "test failed")
         else:
-            raise bad_request(f"Unexpected kind: {op}")
+            raise PatchError(f"Unexpected kind: {op}")
     return doc
 
 

@@ -82,6 +82,34 @@ def test_json_patch_failed_test_operation_changes_nothing(cluster: Cluster, name
     assert cluster.core.read_namespaced_config_map("t", namespace).data == {"a": "1"}
 
 
+def test_json_patch_that_does_not_apply_is_422_without_saying_why(cluster: Cluster, namespace: str) -> None:
+    _mk(cluster, namespace, "w", {"a": "1"})
+    for ops in ([{"op": "test", "path": "/data/a", "value": "nope"}],
+                [{"op": "remove", "path": "/data/missing"}],
+                [{"op": "replace", "path": "/missing/x", "value": "1"}],
+                [{"op": "bogus", "path": "/data/a"}]):
+        r = cluster.raw("PATCH", _path(namespace, "w"), body=ops, content_type="application/json-patch+json")
+        assert r.status == 422, (ops, r.body)
+        status = r.json()
+        assert (status["reason"], status["message"], status["details"]) == (
+            "Invalid", "the server rejected our request due to an error in our request", {}), ops
+
+
+def test_json_patch_replace_of_a_missing_key_adds_it(cluster: Cluster, namespace: str) -> None:
+    # kube-apiserver's json-patch library replaces a missing object key (RFC 6902 says it
+    # must exist); a missing list index is still an error.
+    _mk(cluster, namespace, "r", {"a": "1"})
+    ops = [{"op": "replace", "path": "/data/b", "value": "2"},
+           {"op": "replace", "path": "/metadata/labels", "value": {"l": "1"}}]
+    r = cluster.raw("PATCH", _path(namespace, "r"), body=ops, content_type="application/json-patch+json")
+    assert r.status == 200, r.body
+    assert r.json()["data"] == {"a": "1", "b": "2"}
+    assert r.json()["metadata"]["labels"] == {"l": "1"}
+    ops = [{"op": "replace", "path": "/metadata/managedFields/5/operation", "value": "Apply"}]
+    r = cluster.raw("PATCH", _path(namespace, "r"), body=ops, content_type="application/json-patch+json")
+    assert r.status == 422, r.body
+
+
 def test_patch_with_stale_resource_version_is_conflict(cluster: Cluster, namespace: str) -> None:
     _mk(cluster, namespace, "o", {"a": "1"})
     cur = cluster.core.read_namespaced_config_map("o", namespace).metadata.resource_version
