@@ -1,6 +1,6 @@
 """Every Ray call in the project: connecting, the supervisor actor, shard host actors.
 
-Why it exists: DESIGN §5 keeps Ray a thin layer over plain asyncio, in one
+Why it exists: docs/design.md §5 keeps Ray a thin layer over plain asyncio, in one
 module (a test enforces that nothing else imports ray). The logic these actors
 run lives elsewhere and is tested without Ray:
 

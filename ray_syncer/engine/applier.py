@@ -1,12 +1,15 @@
 """Applier: every write the engine makes to the destination, and how errors read.
 
-It owns the mechanics of one write, nothing about policy: server-side apply
-(field manager ``krm-syncer``, force) of the main object and, when status sync
-goes through the subresource, of ``/status``; deletes with a uid
-precondition; creating a missing destination namespace. Every write first
-takes a token from the destination's shared ``TokenBucket`` (a 429 pauses that
-bucket for Retry-After) and then passes the shard's ``WriteGate`` (split-brain
-fencing, ``engine.gate``): while the gate is closed nothing is written and
+It owns the mechanics of one write, nothing about policy: creating a new copy
+with one POST (atomic: an existing object answers 409 and is left alone),
+handing a created copy's fields over to the apply manager (``claim``,
+``engine.ownership``), server-side apply (field manager ``krm-syncer``, force)
+of the main object and, when status sync goes through the subresource, of
+``/status``; deletes with a uid precondition; creating a missing destination
+namespace. Every write first waits for the destination's shared
+``WriteBudget`` (``engine.ratelimit``: adaptive, fed by every answer measured
+here) and then passes the shard's ``WriteGate`` (split-brain fencing,
+``engine.gate``): while the gate is closed nothing is written and
 ``WriteRefused`` is raised instead. A destination request failing with a
 transport error or a 5xx invalidates the gate's cached answer, so the first
 write after an outage re-checks. ``classify`` turns an exception into what the
@@ -16,12 +19,14 @@ version, recreate for an immutable field, ...).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from enum import Enum
 from typing import Any, TypeVar
 
 from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
-from ray_syncer.engine.ratelimit import TokenBucket
+from ray_syncer.engine.ownership import JSON_PATCH, claim_after_create, claim_patch
+from ray_syncer.engine.ratelimit import WriteBudget
 from ray_syncer.engine.transform import (
     ANN_CONTENT_HASH,
     MANAGED_BY_LABEL,
@@ -70,7 +75,7 @@ class Applier:
         *,
         dest: KubeClient,
         res: ResourceInfo,
-        bucket: TokenBucket,
+        budget: WriteBudget,
         field_manager: str,
         managed_by: str,
         gate: WriteGate | None = None,
@@ -78,34 +83,42 @@ class Applier:
         self._dest = dest
         self._gate = gate
         self._res = res
-        self._bucket = bucket
-        self._field_manager = field_manager
+        self._budget = budget
+        self.field_manager = field_manager
         self._managed_by = managed_by
         self._namespaces_ok: set[str] = set()
         self.writes = 0
 
     async def _take(self) -> None:
-        await self._bucket.acquire()
+        await self._budget.acquire()
         # Checked after the (possibly long) rate-limit wait, right before the request.
         if self._gate is not None:
             refusal = await self._gate()
             if refusal is not None:
                 raise WriteRefused(refusal)
-        self.writes += 1
 
-    async def _call(self, request: Awaitable[T]) -> T:
-        """A destination request; an outage makes the gate check afresh before the next write."""
+    async def _call(self, request: Awaitable[T], *, write: bool = False) -> T:
+        """A destination request; its answer feeds the write budget and, on an outage, the gate."""
+        started = time.monotonic()
         try:
-            return await request
-        except (ApiError, TransportError) as exc:
+            out = await request
+        except ApiError as exc:
+            if exc.status == 429 or (exc.status == 503 and exc.retry_after):
+                self._budget.throttled(exc.retry_after)
+            elif exc.status >= 500:
+                self._budget.failed()
             if self._gate is not None and is_outage(exc):
                 self._gate.invalidate()
             raise
-
-    def note_throttled(self, exc: BaseException) -> None:
-        """A 429 (or 503 with Retry-After) pauses every writer of this destination."""
-        if isinstance(exc, ApiError) and exc.retry_after and exc.status in (429, 503):
-            self._bucket.pause(exc.retry_after)
+        except TransportError:
+            self._budget.failed()
+            if self._gate is not None:
+                self._gate.invalidate()
+            raise
+        if write:
+            self._budget.succeeded(time.monotonic() - started)
+            self.writes += 1  # made: a create answered 409 wrote nothing
+        return out
 
     async def get(self, *, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
@@ -114,6 +127,54 @@ class Applier:
             if exc.not_found:
                 return None
             raise
+
+    async def create(self, desired: Desired) -> dict[str, Any] | None:
+        """A new copy in one POST; None (nothing written) when the name is already taken.
+
+        The created copy's fields belong to the create, not yet to our apply: the caller
+        records that and ``claim``s them before the next apply. With a status to write
+        through ``/status``, the copy is created with a provisional hash, claimed, given
+        its status, then its real hash (see ``apply``), and comes back fully applied.
+        """
+        body = desired.body if desired.status is None else provisional(desired.body)
+        await self._take()
+        try:
+            out = await self._call(
+                self._dest.create(self._res, body, field_manager=self.field_manager), write=True
+            )
+        except ApiError as exc:
+            if exc.status == 409:  # AlreadyExists: someone's object, ours or not; look first
+                return None
+            raise
+        if desired.status is None:
+            return out
+        await self.claim(out)
+        return await self.apply(desired, exists=True)
+
+    async def claim(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Hand the fields our create owns over to our apply manager (engine.ownership)."""
+        meta = obj.get("metadata") or {}
+        ns, name = meta.get("namespace"), meta["name"]
+        patch = claim_after_create(str(meta.get("resourceVersion", "")), manager=self.field_manager)
+        for attempt in range(2):
+            await self._take()
+            try:
+                return await self._call(self._dest.patch(
+                    self._res, namespace=ns, name=name, body=patch, content_type=JSON_PATCH,
+                    params={"fieldManager": self.field_manager},
+                ), write=True)
+            except ApiError as exc:
+                # 422: a test failed (someone wrote it since); read it and build the claim anew.
+                if exc.status != 422 or attempt == 1:
+                    raise
+            live = await self.get(namespace=ns, name=name)
+            if live is None:
+                raise ApiError(404, "NotFound", f"{name} vanished while claiming its fields")
+            fresh = claim_patch(live, manager=self.field_manager)
+            if fresh is None:
+                return live  # nothing of ours left under Update
+            patch = fresh
+        raise AssertionError("unreachable")
 
     async def apply(self, desired: Desired, *, exists: bool = True) -> dict[str, Any]:
         """Apply the object (and its status through /status); returns the final object.
@@ -132,23 +193,25 @@ class Applier:
         await self._call(self._dest.apply(
             self._res,
             status_body(desired),
-            field_manager=self._field_manager,
+            field_manager=self.field_manager,
             force=True,
             subresource="status",
-        ))
+        ), write=True)
         return await self._main(desired.body)
 
     async def _main(self, body: dict[str, Any]) -> dict[str, Any]:
         await self._take()
         return await self._call(
-            self._dest.apply(self._res, body, field_manager=self._field_manager, force=True)
+            self._dest.apply(self._res, body, field_manager=self.field_manager, force=True),
+            write=True,
         )
 
     async def delete(self, *, namespace: str | None, name: str, uid: str) -> str:
         """Delete with a uid precondition: ``deleted``, ``absent``, or ``replaced`` (uid differs)."""
         await self._take()
         try:
-            await self._call(self._dest.delete(self._res, namespace=namespace, name=name, uid=uid))
+            await self._call(self._dest.delete(self._res, namespace=namespace, name=name, uid=uid),
+                             write=True)
         except ApiError as exc:
             if exc.not_found:
                 return "absent"
@@ -173,7 +236,8 @@ class Applier:
                 "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: self._managed_by}},
             }
             try:
-                await self._call(self._dest.request("POST", "/api/v1/namespaces", body=body))
+                await self._call(self._dest.request("POST", "/api/v1/namespaces", body=body),
+                                 write=True)
             except ApiError as exc2:
                 if not exc2.conflict:
                     raise

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ray_syncer.engine.ratelimit import BudgetOptions
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -17,9 +19,14 @@ class EngineOptions:
     max_in_flight: int = 32
     # Pending distinct keys before the watch reader waits (coalescing keeps it per object).
     queue_bound: int = 10_000
-    # Token bucket per destination client (shared by the shards that share the client).
-    dest_qps: float = 200.0
-    dest_burst: int = 400
+    # Write budget per destination client (shared by the shards that share the client):
+    # adaptive (engine.ratelimit.WriteBudget); dest_qps is an optional hard cap on it,
+    # dest_burst the burst allowed at that cap (default: one second's worth).
+    dest_qps: float | None = None
+    dest_burst: int | None = None
+    # A conflict with a copy another (live) KRMSyncer made is looked at again this often:
+    # once that syncer is deleted, the copy is taken over (engine.ownership).
+    conflict_recheck_s: float = 30.0
     # Per-key exponential backoff for retryable failures (429, 5xx, transport).
     backoff_base_s: float = 0.5
     backoff_max_s: float = 60.0
@@ -46,10 +53,16 @@ class EngineOptions:
     # While the write gate (split-brain fencing) refuses, held keys come back after this long.
     gate_retry_s: float = 1.0
 
+    @property
+    def budget(self) -> BudgetOptions:
+        return BudgetOptions(cap=self.dest_qps, cap_burst=self.dest_burst)
+
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_in_flight < 1 or self.queue_bound < 1:
             raise ValueError("batch_size, max_in_flight and queue_bound must be >= 1")
-        if self.dest_qps <= 0 or self.dest_burst < 1:
+        if (self.dest_qps is not None and self.dest_qps <= 0) or (
+            self.dest_burst is not None and self.dest_burst < 1
+        ):
             raise ValueError("dest_qps must be > 0 and dest_burst >= 1")
         if not 0.0 <= self.delete_guard_fraction <= 1.0:
             raise ValueError("delete_guard_fraction must be within [0, 1]")

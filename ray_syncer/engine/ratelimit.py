@@ -228,14 +228,3 @@ class Backoff:
     def attempts(self) -> int:
         return self._n
 
-
-_BUCKETS: weakref.WeakKeyDictionary[Any, TokenBucket] = weakref.WeakKeyDictionary()
-
-
-def bucket_for(dest: Any, *, rate: float, burst: int, clock: Clock | None = None) -> TokenBucket:
-    """The one bucket of a destination client (created on first use, dropped with the client)."""
-    bucket = _BUCKETS.get(dest)
-    if bucket is None:
-        bucket = TokenBucket(rate=rate, burst=burst, clock=clock)
-        _BUCKETS[dest] = bucket
-    return bucket

@@ -1,4 +1,4 @@
-"""Reconciler: what to do with one key of the work queue (DESIGN §4 lives here).
+"""Reconciler: what to do with one key of the work queue (docs/design.md §4 lives here).
 
 The shard's watches turn changes into ``Work`` for a destination key; the
 reconciler decides, per key, between no-op, apply, conflict, delete and
@@ -26,10 +26,12 @@ from typing import Any
 
 from ray_syncer.engine.applier import Applier, Failure, classify
 from ray_syncer.engine.clock import Clock
-from ray_syncer.engine.holdings import Holdings
+from ray_syncer.engine.holdings import Held, Holdings
+from ray_syncer.engine.ownership import OwnerProbe, fields_unapplied, foreign_owner
 from ray_syncer.engine.queue import KeyedQueue
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.engine.transform import (
+    MANAGED_BY_LABEL,
     Desired,
     exclusion_reason,
     held_hash,
@@ -99,6 +101,8 @@ class Ledger:
     errors: dict[str, str] = field(default_factory=dict)  # dest key -> last error
     failed: dict[str, int] = field(default_factory=dict)  # dest key -> hash rejected as invalid
     collisions: dict[str, list[str]] = field(default_factory=dict)  # dest key -> source namespaces
+    took_over: dict[str, int] = field(default_factory=dict)  # deleted KRMSyncer -> copies taken
+    owned_elsewhere: set[str] = field(default_factory=set)  # conflicts with a live KRMSyncer's copy
     last_sync_time: float | None = None
     last_error: str = ""
     denied: bool = False
@@ -108,6 +112,7 @@ class Ledger:
         self.errors.pop(key, None)
         self.failed.pop(key, None)
         self.conflicts.pop(key, None)
+        self.owned_elsewhere.discard(key)
 
     def error(self, key: str, message: str) -> None:
         self.errors[key] = message
@@ -129,6 +134,7 @@ class Reconciler:
         metrics: ShardMetrics,
         make_desired: Callable[[dict[str, Any]], Desired],
         namespaced: bool,
+        owners: OwnerProbe | None = None,
     ) -> None:
         self._spec = spec
         self._source = source
@@ -141,6 +147,7 @@ class Reconciler:
         self._metrics = metrics
         self._make_desired = make_desired
         self._namespaced = namespaced
+        self._owners = owners
         self.managed_by = ""
 
     async def process(self, key: str, work: Work) -> None:
@@ -211,25 +218,33 @@ class Reconciler:
         if held is None:
             if desired.namespace:
                 await self._applier.ensure_namespace(desired.namespace)
+            if self._spec.conflict_policy != "Adopt":
+                # One request for a new copy; a name already taken is never written blindly.
+                created = await self._applier.create(desired)
+                if created is not None:
+                    self._wrote(key, desired, created, existed=False, work=work,
+                                unapplied=desired.status is None)
+                    return
             existing = await self._applier.get(namespace=desired.namespace, name=desired.name)
+            if existing is None and self._spec.conflict_policy != "Adopt":
+                raise ApiError(409, "Conflict", "the object was deleted while we looked at it")
             if existing is not None:
                 existed = True
-                meta = existing.get("metadata") or {}
-                if owned_by(existing, spec=self._spec, managed_by=self.managed_by):
-                    self._holdings.put(
-                        key,
-                        uid=meta.get("uid", ""),
-                        rv=meta.get("resourceVersion", ""),
-                        hash=held_hash(existing),
-                    )
-                    held = self._holdings.get(key)
-                elif self._spec.conflict_policy != "Adopt":
-                    self._conflict(key, existing)
+                held = await self._take_or_refuse(key, desired, existing)
+                if held is None and self._spec.conflict_policy != "Adopt":
                     return
         if held is not None and held.hash == desired.hash and not force:
             self._noop(key)
             return
         try:
+            if held is not None and held.unapplied:
+                claimed = await self._applier.claim(
+                    {"metadata": {"namespace": desired.namespace, "name": desired.name,
+                                  "resourceVersion": held.rv}}
+                )
+                self._holdings.put(key, uid=held.uid,
+                                   rv=(claimed.get("metadata") or {}).get("resourceVersion", ""),
+                                   hash=held.hash)
             out = await self._applier.apply(desired, exists=existed)
         except ApiError as exc:
             if classify(exc) is not Failure.IMMUTABLE or self._spec.immutable_policy != "Recreate":
@@ -240,10 +255,42 @@ class Reconciler:
             if recreated is None:
                 return
             out = recreated
-        meta = out.get("metadata") or {}
+        self._wrote(key, desired, out, existed=existed, work=work)
+
+    async def _take_or_refuse(
+        self, key: str, desired: Desired, existing: dict[str, Any]
+    ) -> Held | None:
+        """An existing destination object we did not hold: ours, taken over, or a conflict.
+
+        Returns what we now hold (None: not ours; a conflict unless Adopt).
+        """
+        meta = existing.get("metadata") or {}
+        if owned_by(existing, spec=self._spec, managed_by=self.managed_by):
+            content = held_hash(existing)
+        else:
+            owner = foreign_owner(existing, desired.body, managed_by=self.managed_by)
+            gone = owner is not None and self._owners is not None and (
+                await self._owners.alive(owner) is False
+            )
+            if not gone:
+                if self._spec.conflict_policy != "Adopt":
+                    self._conflict(key, existing, owner)
+                return None
+            log.info("%s: taking over the copy of deleted KRMSyncer %s", key, owner)
+            assert owner is not None
+            self._ledger.took_over[owner] = self._ledger.took_over.get(owner, 0) + 1
+            content = 0  # rewrite it: our label and annotations
         self._holdings.put(
-            key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""), hash=desired.hash
+            key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""), hash=content,
+            unapplied=fields_unapplied(existing, manager=self._applier.field_manager),
         )
+        return self._holdings.get(key)
+
+    def _wrote(self, key: str, desired: Desired, out: dict[str, Any], *, existed: bool,
+               work: Work, unapplied: bool = False) -> None:
+        meta = out.get("metadata") or {}
+        self._holdings.put(key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""),
+                           hash=desired.hash, unapplied=unapplied)
         self._ledger.ok(key)
         self._ledger.last_sync_time = self._clock.now()
         self._metrics.applied("updated" if existed else "created")
@@ -285,17 +332,22 @@ class Reconciler:
         self._ledger.last_sync_time = self._clock.now()
         self._metrics.applied("noop")
 
-    def _conflict(self, key: str, existing: dict[str, Any]) -> None:
+    def _conflict(self, key: str, existing: dict[str, Any], owner: str | None) -> None:
         labels = (existing.get("metadata") or {}).get("labels") or {}
-        owner = labels.get("syncer.gkelabs.io/managed-by")
-        why = f"owned by syncer {owner}" if owner else "not created by this syncer"
+        if owner is not None:
+            # Looked at again every conflict_recheck_s (Shard): once it is deleted, we take over.
+            self._ledger.owned_elsewhere.add(key)
+            why = f"made by KRMSyncer {owner}, which still exists"
+        elif labels.get(MANAGED_BY_LABEL):
+            why = f"owned by syncer {labels[MANAGED_BY_LABEL]}"
+        else:
+            why = "not created by this syncer"
         self._ledger.conflicts[key] = f"destination object exists, {why} (conflictPolicy Skip)"
         self._metrics.applied("conflict")
 
     def _failed(self, key: str, work: Work, exc: ApiError | TransportError) -> None:
         kind = classify(exc)
         message = describe_error(exc)
-        self._applier.note_throttled(exc)
         self._metrics.applied("error") if work.op != DELETE else self._metrics.deleted("error")
         if kind in (Failure.INVALID, Failure.IMMUTABLE):
             # Terminal for this object version: reported, retried only when the source changes.

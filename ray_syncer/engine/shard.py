@@ -1,6 +1,6 @@
 """Shard: one (KRMSyncer, kind, source namespace) mirrored into the destination.
 
-It ties the engine together (DESIGN §5):
+It ties the engine together (docs/design.md §5):
 
     source Watcher ──▶ KeyedQueue[dest key, Work] ──▶ dispatcher ──▶ Reconciler ──▶ Applier
     dest Watcher (owned copies, by label) ──▶ Holdings (uid, rv, hash) + drift/foreign-delete work
@@ -44,8 +44,9 @@ from ray_syncer.engine.clock import Clock, RealClock
 from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
 from ray_syncer.engine.holdings import Holdings, rv_newer
 from ray_syncer.engine.options import EngineOptions
+from ray_syncer.engine.ownership import OwnerProbe, fields_unapplied
 from ray_syncer.engine.queue import KeyedQueue
-from ray_syncer.engine.ratelimit import Backoff, bucket_for
+from ray_syncer.engine.ratelimit import Backoff, budget_for
 from ray_syncer.engine.reconciler import (
     APPLY,
     DELETE,
@@ -231,6 +232,7 @@ class Shard:
                 and state == ShardState.SYNCING
             ),
             writes=self._applier.writes if self._applier else 0,
+            took_over=dict(self._ledger.took_over),
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -243,14 +245,10 @@ class Shard:
             self._claims = None
         elif spec.dest_namespace and spec.source_namespace is None:
             self._claims = {}
-        bucket = bucket_for(
-            self._dest, rate=self._options.dest_qps, burst=self._options.dest_burst,
-            clock=self._clock,
-        )
         self._applier = Applier(
             dest=self._dest,
             res=self._dst_res,
-            bucket=bucket,
+            budget=budget_for(self._dest, self._options.budget, clock=self._clock),
             field_manager=self._options.field_manager,
             managed_by=self.managed_by,
             gate=self._gate,
@@ -267,6 +265,7 @@ class Shard:
             metrics=self._metrics,
             make_desired=self._desired,
             namespaced=self._namespaced,
+            owners=OwnerProbe(source=self._source, dest=self._dest, clock=self._clock.monotonic),
         )
         self._reconciler.managed_by = self.managed_by
         dest_ns = None
@@ -304,6 +303,7 @@ class Shard:
         self._spawn("source watch", self._src_watcher.run)
         self._spawn("dispatcher", self._dispatch)
         self._spawn("resync", self._resync_loop)
+        self._spawn("conflict recheck", self._recheck_loop)
         self._spawn("metrics", self._metrics_loop)
         await asyncio.gather(*self._tasks)
 
@@ -579,6 +579,9 @@ class Shard:
 
     # -- destination side --------------------------------------------------------
 
+    def _unapplied(self, obj: dict[str, Any]) -> bool:
+        return fields_unapplied(obj, manager=self._options.field_manager)
+
     def dest_list_begin(self) -> None:
         self._dest_snapshot = Holdings()
 
@@ -592,7 +595,7 @@ class Shard:
             meta = obj.get("metadata") or {}
             key = object_key(meta.get("namespace") if self._namespaced else None, meta["name"])
             snap.put(key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""),
-                     hash=held_hash(obj))
+                     hash=held_hash(obj), unapplied=self._unapplied(obj))
 
     def dest_list_end(self) -> None:
         snap, self._dest_snapshot = self._dest_snapshot, None
@@ -642,11 +645,13 @@ class Shard:
             return
         if held is None:
             # An owned copy we did not know (an earlier run wrote it).
-            self._holdings.put(key, uid=uid, rv=rv, hash=held_hash(obj))
+            self._holdings.put(key, uid=uid, rv=rv, hash=held_hash(obj),
+                               unapplied=self._unapplied(obj))
             return
         if held.uid != uid or rv_newer(rv, held.rv):
             # Someone else wrote our copy (our own writes are recorded with their rv).
-            self._holdings.put(key, uid=uid, rv=rv, hash=held.hash if held.uid == uid else 0)
+            self._holdings.put(key, uid=uid, rv=rv, hash=held.hash if held.uid == uid else 0,
+                               unapplied=self._unapplied(obj))
             src = self._source_key_for(key)
             if src is not None:
                 self._queue.put_nowait(
@@ -664,6 +669,20 @@ class Shard:
         while True:
             await self._clock.sleep(period * (1.0 + jitter * rng.uniform(-1.0, 1.0)))
             self.resync()
+
+    async def _recheck_loop(self) -> None:
+        """Conflicts with copies another KRMSyncer made are looked at again: it may be gone."""
+        while True:
+            await self._clock.sleep(self._options.conflict_recheck_s)
+            ledger = self._ledger
+            for key in sorted(ledger.owned_elsewhere):
+                src = self._source_key_for(key)
+                if key not in ledger.conflicts or src is None:
+                    ledger.owned_elsewhere.discard(key)
+                elif not self._busy(key):
+                    self._queue.put_nowait(
+                        key, Work(REFETCH, source_key=src, seen=self._clock.monotonic())
+                    )
 
     async def _metrics_loop(self) -> None:
         m = self._metrics

@@ -90,3 +90,5 @@ class ShardHealth:
     # True when the initial list is done, nothing is pending or failing.
     synced: bool = False
     writes: int = 0  # destination writes made since start (applies + deletes)
+    # Copies made by KRMSyncers that no longer exist, taken over since start: owner -> count.
+    took_over: dict[str, int] = field(default_factory=dict)

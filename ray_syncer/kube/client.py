@@ -716,10 +716,16 @@ class KubeClient:
         )
 
     async def create(
-        self, res: ResourceInfo, obj: dict[str, Any], *, namespace: str | None = None
+        self,
+        res: ResourceInfo,
+        obj: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
-        return await self.request("POST", res.path(namespace=ns), body=obj)
+        params = {"fieldManager": field_manager} if field_manager else None
+        return await self.request("POST", res.path(namespace=ns), params=params, body=obj)
 
     async def replace(
         self,

@@ -109,13 +109,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--dest-qps",
         type=float,
         default=engine.dest_qps,
-        help=f"token-bucket write rate per destination (default {engine.dest_qps:g}/s)",
+        help="hard cap on writes/s per destination (default: none; the write budget adapts "
+        "to the destination's 429s, errors and latency)",
     )
     tuning.add_argument(
         "--dest-burst",
         type=int,
         default=engine.dest_burst,
-        help=f"token-bucket burst per destination (default {engine.dest_burst})",
+        help="burst allowed at the --dest-qps cap (default: one second's worth)",
     )
     tuning.add_argument(
         "--max-in-flight",

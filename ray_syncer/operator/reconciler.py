@@ -128,6 +128,8 @@ class _SyncerState:
     last_write: float | None = None
     written: dict[str, Any] | None = None
     events: set[tuple[str, str]] = field(default_factory=set)
+    # Takeovers already told in an Event: (shard, former owner) -> copies.
+    took_over: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _server_key(url: str) -> str:
@@ -617,6 +619,7 @@ class Reconciler:
         shards = [health[s] for s in facts.expected_shards if s in health]
         new = compute_status(facts, shards, previous=current, now=now)
         await self._events(raw, current, new, st)
+        await self._takeover_events(raw, shards, st)
         if not should_write(
             current,
             new,
@@ -692,6 +695,23 @@ class Reconciler:
                 continue
             st.events = {e for e in st.events if e[0] != reason} | {ident}
             await self._emit(raw, etype, reason, message)
+
+    async def _takeover_events(
+        self, raw: dict[str, Any], shards: list[ShardHealth], st: _SyncerState
+    ) -> None:
+        """A Normal Event when copies of a deleted KRMSyncer were taken over, saying from whom."""
+        for h in shards:
+            for owner, count in h.took_over.items():
+                told = st.took_over.get((h.shard_id, owner), 0)
+                if count <= told:
+                    continue
+                st.took_over[(h.shard_id, owner)] = count
+                await self._emit(
+                    raw, "Normal", "TookOver",
+                    f"took over {count - told} {h.shard_id.split('/')[3]} cop"
+                    f"{'y' if count - told == 1 else 'ies'} made by KRMSyncer {owner}, which no "
+                    "longer exists",
+                )
 
     async def _emit(self, raw: Mapping[str, Any], etype: str, reason: str, message: str) -> None:
         meta = raw.get("metadata") or {}

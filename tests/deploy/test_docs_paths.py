@@ -17,7 +17,7 @@ import pytest
 
 from tests.deploy.manifests import REPO
 
-DOCS = ["docs/deploy.md", "README.md"]
+DOCS = ["docs/deploy.md", "README.md", "docs/design.md"]
 
 
 @cache
@@ -71,3 +71,12 @@ def test_the_scan_finds_paths_and_reports_missing_ones(tmp_path: Path) -> None:
     )
     found = missing_paths(md, repo=tmp_path, roots=frozenset({"deploy", "Dockerfile"}))
     assert found == ["deploy/nope.yaml", "docs/gone.md"]
+
+
+def test_the_design_document_cited_everywhere_is_the_one_in_the_repository() -> None:
+    # A person with a clone must be able to read what the code cites.
+    out = subprocess.run(["git", "grep", "-n", "-I", "-e", "DESIGN.md", "-e", "DESIGN §", "--",
+                          ":!tests/deploy/test_docs_paths.py"], cwd=REPO, capture_output=True,
+                         text=True)
+    assert out.stdout == "", out.stdout
+    assert (REPO / "docs" / "design.md").exists()

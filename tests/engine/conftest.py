@@ -73,9 +73,8 @@ _ids = itertools.count()
 
 def spec_for(kind: str = "ConfigMap", **kw: Any) -> ShardSpec:
     group = kw.pop("group", "example.com" if kind == "Widget" else "")
-    return ShardSpec(
-        syncer_namespace="ops", syncer_name="dr", group=group, version="v1", kind=kind, **kw
-    )
+    kw.setdefault("syncer_name", "dr")
+    return ShardSpec(syncer_namespace="ops", group=group, version="v1", kind=kind, **kw)
 
 
 @dataclass

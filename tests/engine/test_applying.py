@@ -8,10 +8,14 @@ from ray_syncer.engine.clock import FakeClock
 
 from .conftest import CM, Env, eventually, fast, running, spec_for, synced
 
+APPLY = "application/apply-patch+yaml"
+
 
 def _patches(env: Env, name: str | None = None) -> list:  # type: ignore[type-arg]
+    """The server-side applies (not creates, not the claims of created fields)."""
     return [r for r in env.dst.request_log
-            if r.method == "PATCH" and r.query.get("fieldManager") == "krm-syncer"
+            if r.method == "PATCH" and r.content_type == APPLY
+            and r.query.get("fieldManager") == "krm-syncer"
             and (name is None or r.path.endswith(f"/{name}"))]
 
 
@@ -20,7 +24,7 @@ async def test_writes_are_concurrent_but_bounded(env: Env) -> None:
     async with running(env, spec_for(), options=fast(max_in_flight=4, batch_size=10)) as shard:
         await synced(shard)
         env.dst.faults.latency = 0.05
-        env.dst.faults.match = lambda method, path: method == "PATCH"
+        env.dst.faults.match = lambda method, path: method == "POST"  # 24 creates
         for i in range(24):
             await env.cm("prod", f"c{i}")
         peak = 0
@@ -35,8 +39,13 @@ async def test_writes_are_concurrent_but_bounded(env: Env) -> None:
         await eventually(lambda: _count(env, 24), timeout=10)
         sampler.cancel()
         assert 1 < peak <= 4
-        assert all(r.query.get("force") == "true" for r in _patches(env))
-        assert all(r.content_type == "application/apply-patch+yaml" for r in _patches(env))
+        creates = [r for r in env.dst.request_log if r.method == "POST" and "/configmaps" in r.path]
+        assert len(creates) == 24 and all(r.query.get("fieldManager") == "krm-syncer" for r in creates)
+        # Then updates are server-side applies, forced (the syncer owns its copies' fields).
+        env.dst.faults.reset()
+        await env.cm("prod", "c0", {"v": "2"})
+        await eventually(lambda: _data(env, "prod/c0", {"v": "2"}))
+        assert [r.query.get("force") for r in _patches(env, "c0")] == ["true"]
 
 
 async def test_burst_of_updates_to_one_object_is_coalesced(env: Env) -> None:
@@ -73,7 +82,11 @@ async def test_429_retry_after_is_honoured(env: Env) -> None:
         assert shard.health().errors == 1 and "429" in shard.health().last_error
         await clock.advance(1.0)
         await eventually(lambda: _data(env, "prod/c", {"v": "2"}))
-        assert len(_all_patches(env)) == 2
+        # The first write after c's create hands its fields to the apply manager (the one
+        # answered 429), then: that claim again, and the apply.
+        assert [(r.status, r.content_type) for r in _all_patches(env)] == [
+            (429, "application/json-patch+json"), (200, "application/json-patch+json"),
+            (200, APPLY)]
         assert any(s >= 6.4 for s in clock.sleeps)
         await eventually(lambda: shard.health().errors == 0)
 
@@ -100,12 +113,14 @@ async def test_invalid_is_terminal_for_that_version_and_reported(env: Env) -> No
         await synced(shard)
         faults = env.dst.faults
         faults.error_rate, faults.error_codes = 1.0, [422]
-        faults.match = lambda method, path: method == "PATCH" and path.endswith("/bad")
+        faults.match = lambda method, path: method == "POST" or path.endswith("/bad")
+        env.dst.clear_log()
         await env.cm("prod", "bad", {"v": "1"})
         await eventually(lambda: shard.health().errors == 1)
         assert "prod/bad" in shard.health().last_error
         await asyncio.sleep(0.3)
-        assert len(_all_patches(env, "bad")) == 1  # not retried in a loop
+        creates = [r for r in env.dst.request_log if r.method == "POST"]
+        assert len(creates) == 1  # not retried in a loop
         # A new source version is tried again.
         faults.reset()
         await env.cm("prod", "bad", {"v": "2"})

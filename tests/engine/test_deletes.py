@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ray_syncer.engine.applier import Applier
-from ray_syncer.engine.ratelimit import TokenBucket
+from ray_syncer.engine.ratelimit import WriteBudget
 
 from .conftest import CM, Env, eventually, fast, running, spec_for, synced
 
@@ -86,7 +86,7 @@ async def test_source_outage_never_causes_deletes(env: Env) -> None:
 async def test_delete_carries_a_uid_precondition(env: Env) -> None:
     await env.ns("prod")
     await env.cm("prod", "x", client=env.dc)
-    applier = Applier(dest=env.dc, res=CM, bucket=TokenBucket(rate=100, burst=100),
+    applier = Applier(dest=env.dc, res=CM, budget=WriteBudget(),
                       field_manager="krm-syncer", managed_by="ops.dr")
     assert await applier.delete(namespace="prod", name="x", uid="not-its-uid") == "replaced"
     assert "prod/x" in await env.items(env.dc, CM, "prod")
