@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
-from ray_syncer.engine.ownership import JSON_PATCH, claim_after_create, claim_patch
+from ray_syncer.engine.ownership import JSON_PATCH, claim_patch
 from ray_syncer.engine.ratelimit import WriteBudget
 from ray_syncer.engine.transform import (
     ANN_CONTENT_HASH,
@@ -131,10 +131,8 @@ class Applier:
     async def create(self, desired: Desired) -> dict[str, Any] | None:
         """A new copy in one POST; None (nothing written) when the name is already taken.
 
-        The created copy's fields belong to the create, not yet to our apply: the caller
-        records that and ``claim``s them before the next apply. With a status to write
-        through ``/status``, the copy is created with a provisional hash, claimed, given
-        its status, then its real hash (see ``apply``), and comes back fully applied.
+        With a status to write through ``/status``, the copy is created with a provisional
+        hash, then given its status and its real hash (see ``apply``).
         """
         body = desired.body if desired.status is None else provisional(desired.body)
         await self._take()
@@ -148,15 +146,20 @@ class Applier:
             raise
         if desired.status is None:
             return out
-        await self.claim(out)
         return await self.apply(desired, exists=True)
 
     async def claim(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Hand the fields our create owns over to our apply manager (engine.ownership)."""
+        """Hand the fields our create owns over to our apply manager (engine.ownership).
+
+        ``obj`` is the object as last seen; if it changed since (the patch's ``test``
+        fails: 422), it is read again and the claim built anew, once.
+        """
         meta = obj.get("metadata") or {}
         ns, name = meta.get("namespace"), meta["name"]
-        patch = claim_after_create(str(meta.get("resourceVersion", "")), manager=self.field_manager)
         for attempt in range(2):
+            patch = claim_patch(obj, manager=self.field_manager)
+            if patch is None:
+                return obj  # nothing of ours left under Update
             await self._take()
             try:
                 return await self._call(self._dest.patch(
@@ -164,16 +167,12 @@ class Applier:
                     params={"fieldManager": self.field_manager},
                 ), write=True)
             except ApiError as exc:
-                # 422: a test failed (someone wrote it since); read it and build the claim anew.
                 if exc.status != 422 or attempt == 1:
                     raise
             live = await self.get(namespace=ns, name=name)
             if live is None:
                 raise ApiError(404, "NotFound", f"{name} vanished while claiming its fields")
-            fresh = claim_patch(live, manager=self.field_manager)
-            if fresh is None:
-                return live  # nothing of ours left under Update
-            patch = fresh
+            obj = live
         raise AssertionError("unreachable")
 
     async def apply(self, desired: Desired, *, exists: bool = True) -> dict[str, Any]:

@@ -1,15 +1,12 @@
 """Holdings: what the destination holds for one shard, in a few bytes per object.
 
-For every owned destination copy the engine needs: its uid (the precondition
-of a safe delete), its resourceVersion (to tell our own writes from someone
-else's, for drift), the content hash of what we last wrote (to skip no-op
-writes), and whether its fields are still owned through the create that made
-it rather than through server-side apply (``unapplied``: the reconciler hands
-them over to the apply manager before the next apply, or a field removed later
-would stay). A dict of tuples of strings would cost ~300 bytes per object; the
-usual case (uid is a UUID, resourceVersion a decimal) is packed into one Python
-int instead (uid:128 | rv:64 | unapplied:1 | hash:63 bits, ~60 bytes). Anything
-else falls back to a tuple, so odd servers still work.
+For every owned destination copy the engine needs three things: its uid (the
+precondition of a safe delete), its resourceVersion (to tell our own writes
+from someone else's, for drift) and the content hash of what we last wrote
+(to skip no-op writes). A dict of tuples of strings would cost ~300 bytes per
+object; the usual case (uid is a UUID, resourceVersion a decimal) is packed
+into one Python int instead (uid:128 | rv:64 | hash:63 bits, ~60 bytes).
+Anything else falls back to a tuple, so odd servers still work.
 
 Holdings are fed by the destination list/watch (seeding hashes from the
 content-hash annotation after a restart) and by the applier's write
@@ -23,15 +20,12 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 _M64 = (1 << 64) - 1
-_M63 = (1 << 63) - 1
-_UNAPPLIED = 1 << 63
 
 
 class Held(NamedTuple):
     uid: str
     rv: str
     hash: int  # 0 means "unknown: write it"
-    unapplied: bool = False  # created by POST: fields owned by the create, not yet by apply
 
 
 def rv_int(rv: str) -> int | None:
@@ -49,24 +43,23 @@ def rv_newer(a: str, b: str) -> bool:
     return ia > ib
 
 
-def _pack(uid: str, rv: str, h: int, unapplied: bool) -> int | Held:
+def _pack(uid: str, rv: str, h: int) -> int | Held:
     n = rv_int(rv)
-    if n is None or not 0 <= h <= _M63:
-        return Held(uid, rv, h, unapplied)
+    if n is None or not 0 <= h <= _M64:
+        return Held(uid, rv, h)
     try:
         u = uuid.UUID(uid)
     except ValueError:
-        return Held(uid, rv, h, unapplied)
+        return Held(uid, rv, h)
     if str(u) != uid:
-        return Held(uid, rv, h, unapplied)  # not canonical; keep the exact text for preconditions
-    return (u.int << 128) | (n << 64) | (_UNAPPLIED if unapplied else 0) | h
+        return Held(uid, rv, h)  # not canonical form; keep the exact text for preconditions
+    return (u.int << 128) | (n << 64) | h
 
 
 def _unpack(value: int | Held) -> Held:
     if isinstance(value, Held):
         return value
-    return Held(str(uuid.UUID(int=value >> 128)), str((value >> 64) & _M64), value & _M63,
-                bool(value & _UNAPPLIED))
+    return Held(str(uuid.UUID(int=value >> 128)), str((value >> 64) & _M64), value & _M64)
 
 
 class Holdings:
@@ -77,8 +70,8 @@ class Holdings:
         value = self._d.get(key)
         return None if value is None else _unpack(value)
 
-    def put(self, key: str, *, uid: str, rv: str, hash: int, unapplied: bool = False) -> None:
-        self._d[key] = _pack(uid, rv, hash, unapplied)
+    def put(self, key: str, *, uid: str, rv: str, hash: int) -> None:
+        self._d[key] = _pack(uid, rv, hash)
 
     def pop(self, key: str) -> Held | None:
         value = self._d.pop(key, None)

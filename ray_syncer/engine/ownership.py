@@ -3,16 +3,18 @@
 Two questions the reconciler asks about a destination object, kept here so the
 rules read in one place:
 
-**Are its fields owned by our apply?** A new copy is created with one POST
+**Did our apply remove what it should?** A new copy is created with one POST
 (atomic "create if absent": an existing object of someone else's answers 409
 and is never touched). kube-apiserver records a POST's fields under the
-manager's *Update* operation, not *Apply*, and server-side apply only removes
-a field that no other entry still owns; left alone, a field removed from the
-source later would stay in the copy. So before the first apply to such a copy
-its ownership is handed over, the way kubectl's client-side-to-server-side
-upgrade does it: a JSON patch that changes only ``metadata.managedFields``
-(``claim_patch``). Guarded by a ``test`` of the resourceVersion, it changes
-nothing if anyone wrote the object in between.
+manager's *Update* operation, not *Apply*, and server-side apply only removes a
+field that no other entry still owns: a field the source drops later would stay
+in the copy, owned by our own create. Most updates remove nothing, so instead
+of paying a request to move that ownership after every create, the apply's
+answer is checked (``leftovers``): only when the Update entry still holds a
+field the desired object no longer has is ownership handed to the apply
+manager (``claim_patch``: a JSON patch that changes only
+``metadata.managedFields``, the way kubectl upgrades client-side-applied
+objects, guarded by a ``test`` of the resourceVersion) and the apply repeated.
 
 **May a syncer take over a copy another syncer made?** Users replace and
 rename KRMSyncers; the old one's copies stay (by design) and would otherwise be
@@ -55,9 +57,36 @@ def _main(entry: Mapping[str, Any], manager: str, operation: str) -> bool:
             and not entry.get("subresource"))
 
 
-def fields_unapplied(obj: Mapping[str, Any], *, manager: str) -> bool:
-    """Whether ``manager`` still owns fields of ``obj`` through an Update (a create) entry."""
-    return any(_main(e, manager, "Update") for e in _entries(obj))
+def _update_entry(obj: Mapping[str, Any], manager: str) -> dict[str, Any] | None:
+    return next((e for e in _entries(obj) if _main(e, manager, "Update")), None)
+
+
+def leftovers(obj: Mapping[str, Any], desired: Mapping[str, Any], *, manager: str) -> bool:
+    """Whether ``manager``'s Update entry (its create) still holds a field ``desired`` lacks.
+
+    ``obj`` is the object as our apply left it. Lists are compared whole: a list that
+    differs from the desired one in a part our create owns counts (the safe answer).
+    """
+    update = _update_entry(obj, manager)
+    return update is not None and _extra(update.get("fieldsV1") or {}, obj, desired)
+
+
+def _extra(fields: Mapping[str, Any], actual: Any, wanted: Any) -> bool:
+    for key, sub in fields.items():
+        if key == ".":
+            continue
+        if not key.startswith("f:"):  # k:/v:/i: list items: compare the lists
+            if actual != wanted:
+                return True
+            continue
+        name = key[2:]
+        if not isinstance(actual, dict) or name not in actual:
+            continue  # already gone
+        if not isinstance(wanted, dict) or name not in wanted:
+            return True  # still there, and no longer wanted
+        if sub and _extra(sub, actual[name], wanted[name]):
+            return True
+    return False
 
 
 def _union(a: Any, b: Any) -> Any:
@@ -70,16 +99,6 @@ def _union(a: Any, b: Any) -> Any:
     return out
 
 
-def claim_after_create(rv: str, *, manager: str) -> list[dict[str, Any]]:
-    """The claim for an object exactly as our POST left it (one entry: ours, an Update)."""
-    return [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
-        {"op": "test", "path": "/metadata/managedFields/0/manager", "value": manager},
-        {"op": "test", "path": "/metadata/managedFields/0/operation", "value": "Update"},
-        {"op": "replace", "path": "/metadata/managedFields/0/operation", "value": "Apply"},
-    ]
-
-
 def claim_patch(obj: Mapping[str, Any], *, manager: str) -> list[dict[str, Any]] | None:
     """The claim for ``obj`` as it is now, or None when there is nothing to hand over.
 
@@ -87,7 +106,7 @@ def claim_patch(obj: Mapping[str, Any], *, manager: str) -> list[dict[str, Any]]
     every other entry is kept as it is.
     """
     entries = _entries(obj)
-    update = next((e for e in entries if _main(e, manager, "Update")), None)
+    update = _update_entry(obj, manager)
     if update is None:
         return None
     applied = next((e for e in entries if _main(e, manager, "Apply")), None)

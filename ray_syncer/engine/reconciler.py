@@ -27,7 +27,7 @@ from typing import Any
 from ray_syncer.engine.applier import Applier, Failure, classify
 from ray_syncer.engine.clock import Clock
 from ray_syncer.engine.holdings import Held, Holdings
-from ray_syncer.engine.ownership import OwnerProbe, fields_unapplied, foreign_owner
+from ray_syncer.engine.ownership import OwnerProbe, foreign_owner, leftovers
 from ray_syncer.engine.queue import KeyedQueue
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.engine.transform import (
@@ -222,8 +222,7 @@ class Reconciler:
                 # One request for a new copy; a name already taken is never written blindly.
                 created = await self._applier.create(desired)
                 if created is not None:
-                    self._wrote(key, desired, created, existed=False, work=work,
-                                unapplied=desired.status is None)
+                    self._wrote(key, desired, created, existed=False, work=work)
                     return
             existing = await self._applier.get(namespace=desired.namespace, name=desired.name)
             if existing is None and self._spec.conflict_policy != "Adopt":
@@ -237,15 +236,12 @@ class Reconciler:
             self._noop(key)
             return
         try:
-            if held is not None and held.unapplied:
-                claimed = await self._applier.claim(
-                    {"metadata": {"namespace": desired.namespace, "name": desired.name,
-                                  "resourceVersion": held.rv}}
-                )
-                self._holdings.put(key, uid=held.uid,
-                                   rv=(claimed.get("metadata") or {}).get("resourceVersion", ""),
-                                   hash=held.hash)
             out = await self._applier.apply(desired, exists=existed)
+            if leftovers(out, desired.body, manager=self._applier.field_manager):
+                # A field we no longer want is still held by our create: hand it to the
+                # apply manager, and apply again so it goes (engine.ownership).
+                await self._applier.claim(out)
+                out = await self._applier.apply(desired, exists=True)
         except ApiError as exc:
             if classify(exc) is not Failure.IMMUTABLE or self._spec.immutable_policy != "Recreate":
                 raise
@@ -281,16 +277,15 @@ class Reconciler:
             self._ledger.took_over[owner] = self._ledger.took_over.get(owner, 0) + 1
             content = 0  # rewrite it: our label and annotations
         self._holdings.put(
-            key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""), hash=content,
-            unapplied=fields_unapplied(existing, manager=self._applier.field_manager),
+            key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""), hash=content
         )
         return self._holdings.get(key)
 
     def _wrote(self, key: str, desired: Desired, out: dict[str, Any], *, existed: bool,
-               work: Work, unapplied: bool = False) -> None:
+               work: Work) -> None:
         meta = out.get("metadata") or {}
         self._holdings.put(key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""),
-                           hash=desired.hash, unapplied=unapplied)
+                           hash=desired.hash)
         self._ledger.ok(key)
         self._ledger.last_sync_time = self._clock.now()
         self._metrics.applied("updated" if existed else "created")

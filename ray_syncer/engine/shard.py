@@ -44,7 +44,7 @@ from ray_syncer.engine.clock import Clock, RealClock
 from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
 from ray_syncer.engine.holdings import Holdings, rv_newer
 from ray_syncer.engine.options import EngineOptions
-from ray_syncer.engine.ownership import OwnerProbe, fields_unapplied
+from ray_syncer.engine.ownership import OwnerProbe
 from ray_syncer.engine.queue import KeyedQueue
 from ray_syncer.engine.ratelimit import Backoff, budget_for
 from ray_syncer.engine.reconciler import (
@@ -579,9 +579,6 @@ class Shard:
 
     # -- destination side --------------------------------------------------------
 
-    def _unapplied(self, obj: dict[str, Any]) -> bool:
-        return fields_unapplied(obj, manager=self._options.field_manager)
-
     def dest_list_begin(self) -> None:
         self._dest_snapshot = Holdings()
 
@@ -595,7 +592,7 @@ class Shard:
             meta = obj.get("metadata") or {}
             key = object_key(meta.get("namespace") if self._namespaced else None, meta["name"])
             snap.put(key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""),
-                     hash=held_hash(obj), unapplied=self._unapplied(obj))
+                     hash=held_hash(obj))
 
     def dest_list_end(self) -> None:
         snap, self._dest_snapshot = self._dest_snapshot, None
@@ -645,13 +642,11 @@ class Shard:
             return
         if held is None:
             # An owned copy we did not know (an earlier run wrote it).
-            self._holdings.put(key, uid=uid, rv=rv, hash=held_hash(obj),
-                               unapplied=self._unapplied(obj))
+            self._holdings.put(key, uid=uid, rv=rv, hash=held_hash(obj))
             return
         if held.uid != uid or rv_newer(rv, held.rv):
             # Someone else wrote our copy (our own writes are recorded with their rv).
-            self._holdings.put(key, uid=uid, rv=rv, hash=held.hash if held.uid == uid else 0,
-                               unapplied=self._unapplied(obj))
+            self._holdings.put(key, uid=uid, rv=rv, hash=held.hash if held.uid == uid else 0)
             src = self._source_key_for(key)
             if src is not None:
                 self._queue.put_nowait(

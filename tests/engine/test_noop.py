@@ -60,7 +60,6 @@ async def test_content_hash_annotation_is_trusted_after_restart(env: Env) -> Non
         await synced(shard)
     writes = sorted((r.method, r.path.rsplit("/", 1)[-1], r.content_type)
                     for r in env.dst.request_log if r.method in WRITES)
-    # a: its created fields handed to the apply manager, then the apply; b: one create.
+    # a: one apply; b: one create.
     assert writes == [("PATCH", "a", "application/apply-patch+yaml"),
-                      ("PATCH", "a", "application/json-patch+json"),
                       ("POST", "configmaps", "application/json")]
