@@ -38,8 +38,15 @@ build: install
 		echo "make build: no Docker engine reachable here; built the wheel and sdist in dist/ only (no image)."; \
 	fi
 
+# In-memory servers always; real control planes too when hack/envtest-assets.sh finds binaries.
 bench: install
-	$(BIN)/python -m benchmarks.churn $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.churn --substrate memory $(BENCH_ARGS)
+	@assets=$$(bash hack/envtest-assets.sh); \
+	if [ -n "$$assets" ]; then \
+		KUBEBUILDER_ASSETS="$$assets" $(BIN)/python -m benchmarks.churn --substrate envtest $(BENCH_ARGS); \
+	else \
+		echo "make bench: no KUBEBUILDER_ASSETS (and no ../shared/envtest): no real-control-plane run"; \
+	fi
 
 chaos: install
 	$(BIN)/python -m pytest -q tests/chaos -m slow --chaos-long $(PYTEST_ARGS)

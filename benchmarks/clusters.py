@@ -8,9 +8,13 @@ over a pipe for the few things the harness needs from inside it: the count of
 mutating requests it served (the truth about destination writes, on the wire)
 and clearing its request log between scenarios.
 
-With ``--source-kubeconfig/--dest-kubeconfig`` no server is started: the same
-scenarios run against real clusters, and write counts come from the syncer's
-own health instead of the server log.
+With ``--substrate envtest`` the clusters are two real control planes (etcd +
+kube-apiserver, envtest-style, from ``KUBEBUILDER_ASSETS``; no
+controller-manager, whose informers would compete for the same 2 cores). The
+destination keeps an audit log, which is its request log: write counts are the
+truth on the wire there too. With ``--source-kubeconfig/--dest-kubeconfig`` no
+server is started: the same scenarios run against those clusters, and write
+counts come from the syncer's own health instead.
 
 Process memory is read from ``/proc`` (no psutil dependency).
 """
@@ -28,7 +32,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ray_syncer.testing.envtest import ControlPlane, ControlPlaneOptions, find_assets
+
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_VERB_METHOD = {"create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE",
+                "deletecollection": "DELETE"}
 
 
 # --------------------------------------------------------------------------- /proc
@@ -161,17 +169,45 @@ class ServerProcess:
 
 @dataclass
 class Clusters:
-    """Source and destination: kubeconfig paths, plus server processes when in-memory."""
+    """Source and destination: kubeconfig paths, plus the servers when the run started them."""
 
     source_kubeconfig: Path
     dest_kubeconfig: Path
     source_server: ServerProcess | None = None
     dest_server: ServerProcess | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rsbench-")))
+    planes: list[ControlPlane] = field(default_factory=list)  # envtest: [source, destination]
+    _audit_mark: int = 0
 
     @property
     def in_memory(self) -> bool:
         return self.dest_server is not None
+
+    @property
+    def substrate(self) -> str:
+        if self.in_memory:
+            return "memory"
+        return "envtest" if self.planes else "kubeconfig"
+
+    @classmethod
+    def start_envtest(cls) -> Clusters:
+        assets, why = find_assets()
+        if assets is None:
+            raise SystemExit(f"--substrate envtest: {why}")
+        workdir = Path(tempfile.mkdtemp(prefix="rsbench-"))
+        planes: list[ControlPlane] = []
+        try:
+            for name, audit in (("source", False), ("destination", True)):
+                opts = ControlPlaneOptions(controller_manager=False, audit=audit,
+                                           compaction_interval="5m")
+                planes.append(ControlPlane(assets, name=name, folder=workdir / name,
+                                           options=opts).start())
+        except BaseException:
+            for plane in planes:
+                plane.stop()
+            raise
+        return cls(planes[0].kubeconfig_path, planes[1].kubeconfig_path, workdir=workdir,
+                   planes=planes)
 
     @classmethod
     def start(
@@ -190,25 +226,53 @@ class Clusters:
             raise
         return cls(src.kubeconfig, dst.kubeconfig, src, dst, workdir)
 
+    @property
+    def counts_writes(self) -> bool:
+        return self.in_memory or bool(self.planes)
+
     def dest_write_count(self) -> int | None:
         """Successful mutating requests the destination served since the last clear."""
-        if self.dest_server is None:
-            return None
-        return sum(self.dest_server.writes()["ok"].values())
+        requests = self.dest_requests()
+        return None if requests is None else sum(requests["ok"].values())
 
     def dest_requests(self) -> dict[str, Any] | None:
         """Every request the destination served since the last clear, by method and status."""
-        return None if self.dest_server is None else self.dest_server.writes()
+        if self.dest_server is not None:
+            return self.dest_server.writes()
+        if not self.planes:
+            return None
+        ok: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        reads: Counter[str] = Counter()
+        for event in self.planes[1].audit_events(self._audit_mark):
+            verb = str(event.get("verb", ""))
+            status = int((event.get("responseStatus") or {}).get("code") or 0)
+            method = _VERB_METHOD.get(verb)
+            if method is not None:
+                (ok if status < 400 else failed)[method] += 1
+            else:
+                reads[f"{'watch' if verb == 'watch' else 'GET'} {status}"] += 1
+        return {"ok": dict(ok), "failed": dict(failed), "reads": dict(reads)}
 
     def clear_logs(self) -> None:
         for s in (self.source_server, self.dest_server):
             if s is not None:
                 s.clear_log()
+        if self.planes:
+            self._audit_mark = self.planes[1].audit_offset()
 
-    def server_pids(self) -> list[int]:
-        return [s.pid for s in (self.source_server, self.dest_server) if s is not None]
+    def server_pids(self) -> dict[str, int]:
+        """The processes serving each cluster (for CPU accounting), by role."""
+        out = {f"{s.name}_server": s.pid for s in (self.source_server, self.dest_server)
+               if s is not None}
+        for plane in self.planes:
+            for proc_name, pid in plane.named_pids().items():
+                out[f"{plane.name}_{proc_name}"] = pid
+        return out
 
     def stop(self) -> None:
         for s in (self.source_server, self.dest_server):
             if s is not None:
                 s.stop()
+        for plane in self.planes:
+            plane.stop()

@@ -100,10 +100,7 @@ class Bench:
         pids = {"harness": os.getpid()}
         if self.runner is not None:
             pids["syncer"] = self.runner.pid
-        if self.clusters.source_server is not None:
-            pids["source_server"] = self.clusters.source_server.pid
-        if self.clusters.dest_server is not None:
-            pids["dest_server"] = self.clusters.dest_server.pid
+        pids.update(self.clusters.server_pids())
         return {k: proc_cpu_seconds(p) for k, p in pids.items()}
 
     @staticmethod
@@ -116,7 +113,7 @@ class Bench:
         return out
 
     async def dest_writes(self, health: dict[str, Any] | None = None) -> int | None:
-        if self.clusters.in_memory:
+        if self.clusters.counts_writes:
             return await asyncio.get_running_loop().run_in_executor(
                 None, self.clusters.dest_write_count
             )
@@ -182,6 +179,14 @@ class Bench:
                 return time.monotonic() - start, health
             await asyncio.sleep(0.1)
         return None, health
+
+
+def _cpu_ms_per(cpu: dict[str, Any], writes: int | None) -> float | None:
+    """The syncer's CPU milliseconds per destination write it made (a synced update)."""
+    used = (cpu.get("syncer") or {}).get("cpu_s")
+    if used is None or not writes:
+        return None
+    return round(used * 1000 / writes, 3)
 
 
 def _fail(result: dict[str, Any], exc: BaseException) -> dict[str, Any]:
@@ -335,6 +340,7 @@ async def initial_sync(bench: Bench) -> dict[str, Any]:
         converged=took is not None,
         verify=check,
         cpu=cpu,
+        syncer_cpu_ms_per_update=_cpu_ms_per(cpu, p.objects),
         rss_growth_mb=round(mem["rss_mb"] - base["rss_mb"], 1),
         health=health,
     )
@@ -355,8 +361,11 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
     bench.observer.reset_measurements()
     before = bench.cpu()
     t0 = time.monotonic()
+    prof = bench.profiler(f"churn@{label}")
     try:
         gen = await bench.load.churn(rate=rate, duration=p.duration, rng=bench.rng)
+        if prof is not None:
+            r["profile"] = prof.stop()
         took = await bench.observer.wait_converged(p.converge_timeout)
         health = await bench.runner.acall("health")
     except Exception as exc:
@@ -383,6 +392,7 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         coalescing_ratio=ratio(gen["source_updates"], writes),
         verify=check,
         cpu=cpu,
+        syncer_cpu_ms_per_update=_cpu_ms_per(cpu, writes),
     )
     if took is None:
         r["status"] = "failed"
@@ -454,6 +464,7 @@ async def overload(bench: Bench) -> dict[str, Any]:
         rss_last_third_mb=round(sum(rss[-third:]) / third, 1) if rss else None,
         verify=check,
         cpu=cpu,
+        syncer_cpu_ms_per_update=_cpu_ms_per(cpu, writes_during),
         note="throughput = destination write rate during the overload window",
     )
     if took is None:

@@ -83,14 +83,14 @@ class Applier:
         self._dest = dest
         self._gate = gate
         self._res = res
-        self._budget = budget
+        self.budget = budget
         self.field_manager = field_manager
         self._managed_by = managed_by
         self._namespaces_ok: set[str] = set()
         self.writes = 0
 
     async def _take(self) -> None:
-        await self._budget.acquire()
+        await self.budget.acquire()
         # Checked after the (possibly long) rate-limit wait, right before the request.
         if self._gate is not None:
             refusal = await self._gate()
@@ -104,19 +104,19 @@ class Applier:
             out = await request
         except ApiError as exc:
             if exc.status == 429 or (exc.status == 503 and exc.retry_after):
-                self._budget.throttled(exc.retry_after)
+                self.budget.throttled(exc.retry_after)
             elif exc.status >= 500:
-                self._budget.failed()
+                self.budget.failed()
             if self._gate is not None and is_outage(exc):
                 self._gate.invalidate()
             raise
         except TransportError:
-            self._budget.failed()
+            self.budget.failed()
             if self._gate is not None:
                 self._gate.invalidate()
             raise
         if write:
-            self._budget.succeeded(time.monotonic() - started)
+            self.budget.succeeded(time.monotonic() - started)
             self.writes += 1  # made: a create answered 409 wrote nothing
         return out
 

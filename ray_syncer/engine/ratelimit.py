@@ -91,7 +91,7 @@ class TokenBucket:
 class BudgetOptions:
     cap: float | None = None  # hard ceiling in writes/s (--dest-qps); None: adaptive only
     cap_burst: int | None = None  # burst at the cap (--dest-burst); default: one second's worth
-    start_rate: float = 2000.0  # "high": far above what one apiserver takes from one client
+    start_rate: float = 10_000.0  # "high": far above what one apiserver takes from one client
     floor: float = 1.0
     increase_per_s: float = 50.0
     throttle_factor: float = 0.5  # 429

@@ -233,6 +233,8 @@ class Shard:
             ),
             writes=self._applier.writes if self._applier else 0,
             took_over=dict(self._ledger.took_over),
+            write_budget_per_s=round(self._applier.budget.rate, 1) if self._applier else 0.0,
+            write_budget_decreases=self._applier.budget.decreases if self._applier else 0,
         )
 
     # -- lifecycle ---------------------------------------------------------------

@@ -90,5 +90,8 @@ class ShardHealth:
     # True when the initial list is done, nothing is pending or failing.
     synced: bool = False
     writes: int = 0  # destination writes made since start (applies + deletes)
+    # The destination's adaptive write budget as this shard sees it (engine.ratelimit).
+    write_budget_per_s: float = 0.0
+    write_budget_decreases: int = 0
     # Copies made by KRMSyncers that no longer exist, taken over since start: owner -> count.
     took_over: dict[str, int] = field(default_factory=dict)

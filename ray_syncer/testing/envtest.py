@@ -389,6 +389,10 @@ class ControlPlane:
     def pids(self) -> list[int]:
         return [p.pid for _, p in self._procs if p.poll() is None]
 
+    def named_pids(self) -> dict[str, int]:
+        """``etcd``, ``kube-apiserver``, ... -> pid, for those still running."""
+        return {n: p.pid for n, p in self._procs if p.poll() is None}
+
 
 def _http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as r:
