@@ -75,12 +75,16 @@ CALLS = [
     Call("operator", "GET", "/api/v1/configmaps", "watch=1&allowWatchBookmarks=true", "shard watch"),
     Call("operator", "GET", "/api/v1/namespaces/app/secrets", "limit=500", "shard list, one ns"),
     Call("operator", "GET", "/api/v1/namespaces/app/secrets", "watch=1", "shard watch, one ns"),
+    # ray_syncer/engine/ownership.py: does the KRMSyncer that made a copy still exist?
+    Call("operator", "GET", f"{KRM}/namespaces/team-a/krmsyncers/old", "", "takeover check"),
     # ray_syncer/engine/applier.py and watcher.py against the destination (writer identity).
     Call("writer", "GET", "/api", "", "reachability probe / discovery"),
     Call("writer", "GET", "/apis", "", "discovery"),
     Call("writer", "GET", "/api/v1/namespaces/app", "", "does the namespace exist"),
     Call("writer", "POST", "/api/v1/namespaces", "", "create a missing namespace"),
+    Call("writer", "POST", "/api/v1/namespaces/app/configmaps", "fieldManager=krm-syncer", "a new copy (refused if the name is taken)"),
     Call("writer", "PATCH", "/api/v1/namespaces/app/configmaps/c1", "fieldManager=krm-syncer&force=true", "server-side apply"),
+    Call("writer", "PATCH", "/api/v1/namespaces/app/configmaps/c1", "fieldManager=krm-syncer", "a created copy's fields to the apply manager"),
     Call("writer", "GET", "/api/v1/namespaces/app/configmaps/c1", "", "ownership check"),
     Call("writer", "DELETE", "/api/v1/namespaces/app/configmaps/c1", "", "delete with uid precondition"),
     Call("writer", "GET", "/api/v1/configmaps", "labelSelector=syncer.gkelabs.io%2Fmanaged-by%3Ds1", "managed-copy list"),
@@ -88,6 +92,7 @@ CALLS = [
     # Split-brain fencing: read the destination's own KRMSyncers before writing.
     Call("writer", "GET", f"{KRM}/krmsyncers", "", "fencing: is the standby active?"),
     Call("writer", "GET", f"{KRM}/namespaces/team-a/krmsyncers/s1", "", "fencing"),
+    Call("writer", "GET", f"{KRM}/namespaces/team-a/krmsyncers/old", "", "takeover: a pull-mode owner?"),
     # CRDs before their objects: is the CRD Established on the destination?
     Call("writer", "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com", "", "CRD ordering"),
 ]  # fmt: skip
