@@ -23,9 +23,11 @@ SECRET_NAMESPACE="${KRMSYNCER_E2E_SECRET_NAMESPACE:-default}"
 
 run_suites() {
   echo "test-integration: source=$1 destination=$2"
-  KRMSYNCER_E2E_SOURCE_KUBECONFIG="$1" KRMSYNCER_E2E_DEST_KUBECONFIG="$2" \
-    KRMSYNCER_TEST_KUBECONFIG="${KRMSYNCER_TEST_KUBECONFIG:-$1}" \
-    "$PYTHON" -m pytest -q tests/e2e tests/conformance "${@:3}"
+  # The suites' "real" substrate is this pair (tests/substrate.py); the conformance suite uses
+  # the source. KUBEBUILDER_ASSETS is dropped so that envtest does not take precedence.
+  (unset KUBEBUILDER_ASSETS
+   KRMSYNCER_E2E_SOURCE_KUBECONFIG="$1" KRMSYNCER_E2E_DEST_KUBECONFIG="$2" KRMSYNCER_REQUIRE_REAL=1 \
+     "$PYTHON" -m pytest -q tests/e2e tests/dr tests/conformance "${@:3}")
 }
 
 if [[ -n "${KRMSYNCER_E2E_SOURCE_KUBECONFIG:-}" && -n "${KRMSYNCER_E2E_DEST_KUBECONFIG:-}" ]]; then

@@ -177,12 +177,8 @@ def parse_hash(text: str | None) -> int:
 
 
 def _sorted(value: Any) -> Any:
-    """A deep copy with every mapping's keys in sorted order."""
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
+    """A deep copy with every mapping's keys in sorted order (one C round trip through orjson)."""
+    return orjson.loads(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
 
 
 def _get_path(obj: Mapping[str, Any], path: list[str]) -> tuple[bool, Any]:

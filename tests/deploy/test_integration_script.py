@@ -23,7 +23,7 @@ BASH = shutil.which("bash") or "/bin/bash"
 
 FAKE_PYTHON = """#!/usr/bin/env bash
 { echo "args $*"; echo "src=$KRMSYNCER_E2E_SOURCE_KUBECONFIG"; echo "dst=$KRMSYNCER_E2E_DEST_KUBECONFIG";
-  echo "conformance=$KRMSYNCER_TEST_KUBECONFIG"; echo "secret=${KRMSYNCER_E2E_DEST_SECRET:-}";
+  echo "require=$KRMSYNCER_REQUIRE_REAL assets=${KUBEBUILDER_ASSETS:-}"; echo "secret=${KRMSYNCER_E2E_DEST_SECRET:-}";
   [[ -n "$KRMSYNCER_E2E_DEST_KUBECONFIG" && -f "$KRMSYNCER_E2E_DEST_KUBECONFIG" ]] && sed 's/^/destfile /' "$KRMSYNCER_E2E_DEST_KUBECONFIG"
 } >> "$STATE/log"
 exit "${SUITE_EXIT:-0}"
@@ -99,10 +99,10 @@ def test_given_kubeconfigs_run_the_suites_against_them(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert _log(tmp_path)[:4] == [
-        "args -m pytest -q tests/e2e tests/conformance -k failover",
+        "args -m pytest -q tests/e2e tests/dr tests/conformance -k failover",
         "src=/k/src",
         "dst=/k/dst",
-        "conformance=/k/src",
+        "require=1 assets=",
     ]
 
 
