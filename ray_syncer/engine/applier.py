@@ -88,6 +88,8 @@ class Applier:
         self._managed_by = managed_by
         self._namespaces_ok: set[str] = set()
         self.writes = 0
+        # A kind that discovery says cannot be POSTed is created by apply (after a look first).
+        self.can_create = not res.verbs or "create" in res.verbs
 
     async def _take(self) -> None:
         await self.budget.acquire()

@@ -218,14 +218,15 @@ class Reconciler:
         if held is None:
             if desired.namespace:
                 await self._applier.ensure_namespace(desired.namespace)
-            if self._spec.conflict_policy != "Adopt":
+            look_first = self._spec.conflict_policy == "Adopt" or not self._applier.can_create
+            if not look_first:
                 # One request for a new copy; a name already taken is never written blindly.
                 created = await self._applier.create(desired)
                 if created is not None:
                     self._wrote(key, desired, created, existed=False, work=work)
                     return
             existing = await self._applier.get(namespace=desired.namespace, name=desired.name)
-            if existing is None and self._spec.conflict_policy != "Adopt":
+            if existing is None and not look_first:
                 raise ApiError(409, "Conflict", "the object was deleted while we looked at it")
             if existing is not None:
                 existed = True

@@ -77,3 +77,18 @@ def test_claim_merges_into_an_existing_apply_entry() -> None:
 
 def test_no_claim_without_a_create_entry() -> None:
     assert claim_patch(_obj([_entry("Apply", CREATED)]), manager=M) is None
+
+
+def test_a_kind_that_cannot_be_posted_is_created_by_apply() -> None:
+    from ray_syncer.engine.applier import Applier
+    from ray_syncer.engine.ratelimit import WriteBudget
+    from ray_syncer.kube.client import ResourceInfo
+
+    def applier(verbs: frozenset[str]) -> Applier:
+        res = ResourceInfo("x.example.com", "v1", "Thing", "things", True, verbs=verbs)
+        return Applier(dest=None, res=res, budget=WriteBudget(), field_manager=M,  # type: ignore[arg-type]
+                       managed_by="ops.dr")
+
+    assert applier(frozenset({"get", "list", "watch", "create", "patch"})).can_create
+    assert not applier(frozenset({"get", "list", "watch", "patch"})).can_create
+    assert applier(frozenset()).can_create  # unknown verbs: try the create, 405 would say
