@@ -8,10 +8,14 @@ run lives elsewhere and is tested without Ray:
   ``krmsyncer``) wraps ``operator.executor.SupervisorCore``; its driver
   (``RayHostDriver``) finds hosts by name, so after a restart it re-attaches to
   the live ones and never duplicates a shard.
-* ``ShardHostActor`` (detached, named after its shard, or
-  ``host/<ns>/<syncer>/<n>`` when packed) wraps ``operator.host.HostCore``.
+* ``ShardHostActor`` (detached, named after its shard, or ``host/<n>`` when
+  packed) wraps ``operator.host.HostCore``. Its repr (the dashboard's Repr
+  column) names its syncer, shards and how it started; ``RayShardGauges``
+  records per-shard gauges in Ray's own metrics.
 * ``RayBackend`` is what the operator process holds: it gets-or-creates the
-  supervisor and forwards desired shards to it, returning health and metrics.
+  supervisor (on the head node, or a node with ``--supervisor-resource``) and
+  forwards desired shards to it, returning health and metrics.
+* ``LocalCluster`` is a multi-node Ray on one machine, for tests and benchmarks.
 
 Stopping (``ray-syncer run``) must never hang on Ray: ``unavailable()`` tells,
 within a bounded time, whether Ray is down or does not answer (then the calls
@@ -27,24 +31,36 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, RayActorError
 
+from ray_syncer.engine.spec import ShardHealth
 from ray_syncer.operator.executor import HostGone, SupervisorCore, SupervisorReport
-from ray_syncer.operator.host import HostCore, HostReport
-from ray_syncer.operator.supervisor import SUPERVISOR_NAME, DesiredShard, is_host_name
+from ray_syncer.operator.host import HostCore, HostLabel, HostReport, describe_host
+from ray_syncer.operator.supervisor import (
+    AUTO_PACK_SIZE,
+    AUTO_PACK_THRESHOLD,
+    AUTOMATIC,
+    SUPERVISOR_NAME,
+    DesiredShard,
+    is_host_name,
+)
 
 log = logging.getLogger(__name__)
 
 RAY_NAMESPACE = "krmsyncer"
 PROBE_TIMEOUT_S = 1.5  # how long a stop waits for Ray's GCS to answer before skipping Ray calls
+# A resource only the head node has (Ray adds it): the supervisor's default place, beside the
+# operator. Losing a worker node never moves it.
+HEAD_RESOURCE = "node:__internal_head__"
 
 # Set by connect(): True when this process started the local Ray (so it may end it).
 _started_local = False
@@ -62,9 +78,11 @@ class ActorSettings:
 
     host_num_cpus: float = 0.05
     supervisor_num_cpus: float = 0.0
+    # The supervisor asks for a sliver of this resource, so it lands on a node that has it.
+    supervisor_resource: str | None = HEAD_RESOURCE
     max_restarts: int = -1
     max_task_retries: int = 3
-    shards_per_host: int = 1
+    shards_per_host: int = AUTOMATIC
     reconcile_interval_s: float = 2.0
     call_timeout_s: float = 15.0
 
@@ -318,17 +336,72 @@ def is_connected() -> bool:
     return bool(ray.is_initialized())
 
 
+class RayShardGauges:
+    """``ShardGauges`` in Ray's own metrics (``ray.util.metrics``), beside the operator's /metrics.
+
+    Every node exports them on its metrics port (``metrics-export-port``, 8080 on KubeRay:
+    what the dashboard's Metrics view and KubeRay's Prometheus setup read) as
+    ``ray_krmsyncer_*{syncer, shard, host}``. Ray cannot drop a series, so a stopped shard's
+    gauges are set to 0.
+    """
+
+    FIELDS = (
+        ("objects", "krmsyncer_objects", "Source objects tracked by the shard."),
+        ("pending", "krmsyncer_queue_depth", "Keys waiting in the shard's queue."),
+        ("lag_seconds", "krmsyncer_lag_seconds", "Age of the oldest pending change."),
+        ("errors", "krmsyncer_errors", "Objects currently failing to sync."),
+    )
+
+    def __init__(self, host: str) -> None:
+        from ray.util.metrics import Gauge
+
+        self.host = host
+        keys = ("syncer", "shard", "host")
+        self._gauges = [
+            (attr, Gauge(name, description=text, tag_keys=keys)) for attr, name, text in self.FIELDS
+        ]
+
+    def record(self, health: Sequence[ShardHealth], syncers: dict[str, str]) -> None:
+        for h in health:
+            tags = {"syncer": syncers.get(h.shard_id, ""), "shard": h.shard_id, "host": self.host}
+            for attr, gauge in self._gauges:
+                gauge.set(float(getattr(h, attr)), tags=tags)
+
+    def clear(self, shard_id: str, syncer_key: str) -> None:
+        tags = {"syncer": syncer_key, "shard": shard_id, "host": self.host}
+        for _attr, gauge in self._gauges:
+            gauge.set(0.0, tags=tags)
+
+
 @ray.remote
 class ShardHostActor:
     """One process running one shard (or several, when packed)."""
 
     def __init__(
-        self, name: str, syncer_key: str, shard_factory: Any = None, client_factory: Any = None
+        self,
+        name: str,
+        syncer_key: str,
+        shard_factory: Any = None,
+        client_factory: Any = None,
+        planned: tuple[str, ...] = (),
     ) -> None:
         logging.basicConfig(level=logging.INFO)
-        self.core = HostCore(
-            name, syncer_key, shard_factory=shard_factory, client_factory=client_factory
+        label = HostLabel(name, tuple(planned))
+        # Ray reads the repr once, after __init__ (a restart runs __init__ again, same arguments).
+        self._repr = describe_host(
+            label, restarted=ray.get_runtime_context().was_current_actor_reconstructed
         )
+        self.core = HostCore(
+            name,
+            syncer_key,
+            shard_factory=shard_factory,
+            client_factory=client_factory,
+            label=label,
+            gauges=RayShardGauges(name),
+        )
+
+    def __repr__(self) -> str:
+        return self._repr
 
     async def start_shard(self, desired: DesiredShard) -> bool:
         return await self.core.start_shard(desired)
@@ -344,6 +417,9 @@ class ShardHostActor:
 
     async def pid(self) -> int:
         return os.getpid()
+
+    async def node_id(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
 
 
 class RayHostDriver:
@@ -384,7 +460,7 @@ class RayHostDriver:
             raise HostGone(name) from exc
         return report
 
-    def _create(self, name: str, syncer_key: str) -> Any:
+    def _create(self, name: str, syncer_key: str, planned: tuple[str, ...]) -> Any:
         s = self.settings
         handle = ShardHostActor.options(  # type: ignore[attr-defined]
             name=name,
@@ -396,17 +472,19 @@ class RayHostDriver:
             num_cpus=s.host_num_cpus,
             scheduling_strategy="SPREAD",
             max_concurrency=1000,
-        ).remote(name, syncer_key, self.shard_factory, self.client_factory)
+        ).remote(name, syncer_key, self.shard_factory, self.client_factory, planned)
         self._handles[name] = handle
         return handle
 
-    async def start(self, name: str, desired: DesiredShard) -> None:
+    async def start(
+        self, name: str, desired: DesiredShard, planned: tuple[str, ...] = ()
+    ) -> None:
         handle = self._handles.get(name)
         if handle is None:
             try:
                 handle = self._lookup(name)
             except HostGone:
-                handle = self._create(name, desired.spec.syncer_key)
+                handle = self._create(name, desired.spec.syncer_key, planned or (desired.shard_id,))
         await handle.start_shard.remote(desired)
 
     async def stop(self, name: str, shard_id: str) -> None:
@@ -445,6 +523,16 @@ class SupervisorActor:
         self.settings = settings
         self._loop_task: asyncio.Task[None] | None = None
 
+    def __repr__(self) -> str:
+        n = self.settings.shards_per_host
+        packing = (
+            f"automatic packing (own host up to {AUTO_PACK_THRESHOLD} shards, then "
+            f"{AUTO_PACK_SIZE} per host)"
+            if n == AUTOMATIC
+            else "one host per shard" if n == 1 else f"up to {n} shards per host"
+        )
+        return f"ray-syncer supervisor · {packing} · pass every {self.settings.reconcile_interval_s:g}s"
+
     def _ensure_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.get_running_loop().create_task(self._loop())
@@ -479,6 +567,9 @@ class SupervisorActor:
     async def pid(self) -> int:
         return os.getpid()
 
+    async def node_id(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
 
 class RayBackend:
     """The operator's handle on the supervisor actor (get-or-create; re-attach after restarts)."""
@@ -500,6 +591,7 @@ class RayBackend:
 
     def _supervisor(self) -> Any:
         if self._handle is None:
+            where = self.settings.supervisor_resource
             self._handle = SupervisorActor.options(  # type: ignore[attr-defined]
                 name=SUPERVISOR_NAME,
                 namespace=RAY_NAMESPACE,
@@ -508,6 +600,7 @@ class RayBackend:
                 max_restarts=-1,
                 max_task_retries=-1,
                 num_cpus=self.settings.supervisor_num_cpus,
+                resources={where: 0.001} if where else None,
                 max_concurrency=1000,
             ).remote(self.settings, self.shard_factory, self.client_factory)
         return self._handle
@@ -562,6 +655,13 @@ def actor_pid(name: str) -> int:
     return pid
 
 
+def actor_node(name: str, timeout: float = 60) -> str:
+    """The id of the Ray node a named actor (supervisor or host) runs on."""
+    handle = ray.get_actor(name, namespace=RAY_NAMESPACE)
+    node: str = ray.get(handle.node_id.remote(), timeout=timeout)
+    return node
+
+
 def kill_actor(name: str, *, restart: bool) -> None:
     """Kill a named actor (chaos tests): with ``restart`` Ray brings it back under the same name."""
     ray.kill(ray.get_actor(name, namespace=RAY_NAMESPACE), no_restart=not restart)
@@ -582,3 +682,111 @@ def session_log_dir() -> str:
     if node is None:
         raise RuntimeError("not connected to Ray")
     return str(node.get_logs_dir_path())
+
+
+# -- a multi-node Ray on one machine (tests and benchmarks) --
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalCluster:
+    """A Ray cluster of several nodes on this machine (``ray.cluster_utils.Cluster``).
+
+    Each node is its own raylet (with its agents), so removing one is losing a
+    node: its actors die and Ray restarts them elsewhere. The head has
+    ``head_cpus`` CPUs (0, like the deployment's head: shard hosts go to
+    workers). Private: its own ``temp_dir`` and free ports, and the address is
+    recorded there only (Ray would record it in its default temp dir, where any
+    other ``ray.init()`` on this machine would find it and join).
+    """
+
+    def __init__(
+        self,
+        temp_dir: str,
+        *,
+        head_cpus: float = 0,
+        dashboard: bool = False,
+        object_store_mb: int = 80,
+        system_config: dict[str, Any] | None = None,
+    ) -> None:
+        import ray._private.utils as ray_utils
+        from ray.cluster_utils import Cluster
+
+        self.temp_dir = temp_dir
+        self._store = object_store_mb * 1024 * 1024
+        self.dashboard_port = _free_port() if dashboard else None
+        real = ray_utils.write_ray_address
+
+        def here_only(ray_address: str, temp_dir: str | None = None) -> Any:
+            return real(ray_address, self.temp_dir)
+
+        ray_utils.write_ray_address = here_only
+        try:
+            self._cluster = Cluster(
+                initialize_head=True,
+                shutdown_at_exit=True,
+                head_node_args=dict(
+                    num_cpus=head_cpus,
+                    temp_dir=temp_dir,
+                    include_dashboard=dashboard,
+                    dashboard_host="127.0.0.1",
+                    dashboard_port=self.dashboard_port,
+                    **self._ports(),
+                    _system_config=system_config or {},
+                ),
+            )
+        finally:
+            ray_utils.write_ray_address = real
+        self._nodes: dict[str, Any] = {}  # worker node id -> ray._private.node.Node
+
+    def _ports(self) -> dict[str, Any]:
+        return dict(
+            object_store_memory=self._store,
+            dashboard_agent_listen_port=_free_port(),
+            metrics_export_port=_free_port(),
+        )
+
+    @property
+    def address(self) -> str:
+        return str(self._cluster.address)
+
+    @property
+    def head_id(self) -> str:
+        head: Any = self._cluster.head_node
+        return str(head.node_id)
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.dashboard_port}" if self.dashboard_port else None
+
+    def add_worker(self, num_cpus: float = 1, resources: dict[str, float] | None = None) -> str:
+        """Start a worker node; returns its node id once the GCS knows it."""
+        node = self._cluster.add_node(num_cpus=num_cpus, resources=resources or {}, **self._ports())
+        self._nodes[node.node_id] = node
+        return str(node.node_id)
+
+    def remove_worker(self, node_id: str, *, graceful: bool = False) -> None:
+        """Lose a worker node: all its processes are killed (SIGKILL unless ``graceful``)."""
+        self._cluster.remove_node(self._nodes.pop(node_id), allow_graceful=graceful)
+
+    def workers(self) -> list[str]:
+        return sorted(self._nodes)
+
+    def alive(self) -> set[str]:
+        """Node ids the GCS reports alive (a killed node stays "alive" until its heartbeats stop)."""
+        return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Node id -> its Prometheus endpoint (Ray's metrics export, ``ray_*`` series)."""
+        head: Any = self._cluster.head_node
+        nodes = [head, *self._nodes.values()]
+        return {
+            str(n.node_id): f"http://127.0.0.1:{n.metrics_export_port}/metrics" for n in nodes
+        }
+
+    def shutdown(self) -> None:
+        self._cluster.shutdown()

@@ -168,7 +168,7 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
 
         async def start_operator() -> None:
             backend = actors.RayBackend(
-                actors.ActorSettings(shards_per_host=1, reconcile_interval_s=2.0)
+                actors.ActorSettings(reconcile_interval_s=2.0)
             )
             options = OperatorOptions(
                 metrics_port=args.metrics_port,

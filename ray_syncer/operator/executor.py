@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ray_syncer.engine.spec import ShardHealth
-from ray_syncer.operator.host import HostReport
+from ray_syncer.operator.host import HostLabel, HostReport
 from ray_syncer.operator.supervisor import (
+    AUTOMATIC,
     DesiredShard,
     HostView,
     RemoveHost,
@@ -38,7 +39,10 @@ class HostGone(Exception):
 class HostDriver(Protocol):
     async def list_hosts(self) -> list[str]: ...
     async def report(self, name: str) -> HostReport: ...
-    async def start(self, name: str, desired: DesiredShard) -> None: ...
+    # ``planned``: every shard this pass starts on ``name``; a host created now is labelled so.
+    async def start(
+        self, name: str, desired: DesiredShard, planned: tuple[str, ...] = ()
+    ) -> None: ...
     async def stop(self, name: str, shard_id: str) -> None: ...
     async def remove(self, name: str) -> None: ...
 
@@ -49,6 +53,9 @@ class SupervisorReport:
 
     health: dict[str, ShardHealth] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    # Shards of hosts that did not answer (lost with their node, restarting): Ray brings the
+    # host back, then the supervisor starts them again.
+    lost: list[str] = field(default_factory=list)
     hosts: dict[str, list[str]] = field(default_factory=dict)  # host -> shard ids
     revisions: dict[str, str] = field(default_factory=dict)  # shard id -> running revision
     unreachable: list[str] = field(default_factory=list)
@@ -64,7 +71,7 @@ class SupervisorCore:
         self,
         driver: HostDriver,
         *,
-        shards_per_host: int = 1,
+        shards_per_host: int = AUTOMATIC,
         call_timeout_s: float = 15.0,
         max_parallel: int = 64,
     ) -> None:
@@ -103,11 +110,15 @@ class SupervisorCore:
                     syncer_key=last.syncer_key if last else "",
                     shards=last.shards if last else (),
                     reachable=False,
+                    planned=last.planned if last else (),
                 )
                 report.unreachable.append(name)
+                report.lost.extend(s.shard_id for s in views[name].shards)
                 log.warning("host %s did not report: %s", name, type(res).__name__)
                 continue
-            views[name] = HostView(name=name, syncer_key=res.syncer_key, shards=tuple(res.shards))
+            views[name] = HostView(
+                name=name, syncer_key=res.syncer_key, shards=tuple(res.shards), planned=res.planned
+            )
             report.hosts[name] = [s.shard_id for s in res.shards]
             for s in res.shards:
                 report.revisions[s.shard_id] = s.revision
@@ -131,7 +142,13 @@ class SupervisorCore:
             starts = [a for a in actions if isinstance(a, StartShard)]
             await self._run_all([self.driver.stop(a.host, a.shard_id) for a in stops], stops)
             await self._run_all([self.driver.remove(a.host) for a in removals], removals)
-            await self._run_all([self.driver.start(a.host, a.shard) for a in starts], starts)
+            planned: dict[str, list[str]] = {}
+            for start in starts:
+                planned.setdefault(start.host, []).append(start.shard.shard_id)
+            await self._run_all(
+                [self.driver.start(s.host, s.shard, tuple(planned[s.host])) for s in starts],
+                starts,
+            )
             for a in actions:
                 report.actions.append(_describe(a))
             self.actions_total += len(actions)
@@ -171,8 +188,12 @@ class LocalDriver:
     def __init__(self, *, shard_factory: Any = None, client_factory: Any = None) -> None:
         from ray_syncer.operator.host import HostCore
 
-        self._new = lambda name, key: HostCore(
-            name, key, shard_factory=shard_factory, client_factory=client_factory
+        self._new = lambda name, key, planned: HostCore(
+            name,
+            key,
+            shard_factory=shard_factory,
+            client_factory=client_factory,
+            label=HostLabel(name, planned),
         )
         self.hosts: dict[str, Any] = {}
 
@@ -186,10 +207,12 @@ class LocalDriver:
         report: HostReport = host.report()
         return report
 
-    async def start(self, name: str, desired: DesiredShard) -> None:
+    async def start(
+        self, name: str, desired: DesiredShard, planned: tuple[str, ...] = ()
+    ) -> None:
         host = self.hosts.get(name)
         if host is None:
-            host = self.hosts[name] = self._new(name, desired.spec.syncer_key)
+            host = self.hosts[name] = self._new(name, desired.spec.syncer_key, planned)
         await host.start_shard(desired)
 
     async def stop(self, name: str, shard_id: str) -> None:

@@ -19,6 +19,9 @@ directly with fake shards. It meets its neighbours like this:
   destination client), one per syncer identity and destination in this
   process, shared by that syncer's shards so the check costs one KRMSyncer
   list per syncer per gate TTL, not one per shard.
+* the Ray actor shows ``describe_host(label)`` as its repr (the dashboard's
+  Actors tab) and may pass ``ShardGauges`` that record per-shard gauges in
+  Ray's own metrics on every report; both stay Ray-free here.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,8 +53,58 @@ class ClientLike(Protocol):
     async def close(self) -> None: ...
 
 
+class ShardGauges(Protocol):
+    """Per-shard gauges kept somewhere else too (Ray's metrics: ``ray_syncer.actors``)."""
+
+    def record(self, health: Sequence[ShardHealth], syncers: dict[str, str]) -> None: ...
+    def clear(self, shard_id: str, syncer_key: str) -> None: ...
+
+
 ShardFactory = Callable[[DesiredShard, Any, Any], ShardLike]
 ClientFactory = Callable[[Any], ClientLike]
+
+
+@dataclass(frozen=True)
+class HostLabel:
+    """What a host was created for: its name and the shards planned for it in that pass.
+
+    Ray reads an actor's repr once, right after ``__init__`` (again after a
+    restart, with the same arguments), so the dashboard's Repr column can only
+    say this, not live state; the supervisor gives a restarted host these same
+    shards back, which keeps it true.
+    """
+
+    name: str
+    shards: tuple[str, ...] = ()
+
+
+def describe_host(label: HostLabel, *, restarted: bool = False) -> str:
+    """One line for the Ray dashboard: the syncer(s), the shards, and how the host started.
+
+    ``default/app · 1 shard: core/ConfigMap/web · started`` (a dedicated host, named
+    like its shard) or ``host/3 · bench/fleet · 50 shards: core/ConfigMap/shard-0150 …
+    core/ConfigMap/shard-0199 · restarted by Ray``.
+    """
+    shards = sorted(label.shards)
+    syncers = sorted({"/".join(s.split("/", 2)[:2]) for s in shards})
+    parts = [] if shards == [label.name] else [label.name]
+    if len(syncers) == 1:
+        parts.append(syncers[0])
+        prefix = syncers[0] + "/"
+        shards = [s.removeprefix(prefix) for s in shards]
+    elif syncers:
+        more = f" +{len(syncers) - 3}" if len(syncers) > 3 else ""
+        parts.append(f"{len(syncers)} syncers: {', '.join(syncers[:3])}{more}")
+    if len(shards) == 1:
+        parts.append(f"1 shard: {shards[0]}")
+    elif len(shards) == 2:
+        parts.append(f"2 shards: {shards[0]}, {shards[1]}")
+    elif shards:
+        parts.append(f"{len(shards)} shards: {shards[0]} … {shards[-1]}")
+    else:
+        parts.append("no shards planned")
+    parts.append("restarted by Ray" if restarted else "started")
+    return " · ".join(parts)
 
 
 @dataclass
@@ -65,6 +118,7 @@ class HostReport:
     shards: list[RunningShard] = field(default_factory=list)
     health: list[ShardHealth] = field(default_factory=list)
     metrics: Any = None  # ray_syncer.metrics.snapshot() of this process, when available
+    planned: tuple[str, ...] = ()  # HostLabel.shards: what it was created for
 
 
 def default_client_factory(config: Any) -> ClientLike:
@@ -119,9 +173,13 @@ class HostCore:
         *,
         shard_factory: ShardFactory | None = None,
         client_factory: ClientFactory | None = None,
+        label: HostLabel | None = None,
+        gauges: ShardGauges | None = None,
     ) -> None:
         self.name = name
         self.syncer_key = syncer_key
+        self.label = label or HostLabel(name)
+        self._gauges = gauges
         self.incarnation = uuid.uuid4().hex[:12]
         self._shard_factory = shard_factory or self._default_shard
         self._client_factory = client_factory or default_client_factory
@@ -235,6 +293,8 @@ class HostCore:
             from ray_syncer.metrics import ShardMetrics
 
             ShardMetrics(entry.desired.spec.syncer_key, shard_id).remove()
+            if self._gauges is not None:
+                self._gauges.clear(shard_id, entry.desired.spec.syncer_key)
         except Exception:  # metrics are best effort; a stopped shard must still stop
             pass
         log.info("shard stopped: %s (host %s)", shard_id, self.name)
@@ -273,6 +333,11 @@ class HostCore:
                 h.synced = False
                 h.last_error = entry.last_error or "shard task ended unexpectedly"
             health.append(h)
+        if self._gauges is not None:
+            try:
+                self._gauges.record(health, {s.shard_id: s.syncer_key for s in shards})
+            except Exception as exc:  # best effort: a report must not fail on metrics
+                log.debug("shard gauges not recorded: %s", type(exc).__name__)
         return HostReport(
             name=self.name,
             syncer_key=self.syncer_key,
@@ -281,6 +346,7 @@ class HostCore:
             shards=shards,
             health=health,
             metrics=_metrics_snapshot(),
+            planned=self.label.shards,
         )
 
 

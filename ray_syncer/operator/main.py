@@ -88,8 +88,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-shards-per-actor",
         type=int,
-        default=1,
-        help="shards per Ray actor process: 1 = one actor per shard (default), 0 = automatic packing past 50 shards",
+        default=0,
+        help="shards per Ray actor process: 0 = automatic (default: one actor per shard up to "
+        "50 shards, then 50 per actor), 1 = always one actor per shard, N = up to N per actor",
+    )
+    parser.add_argument(
+        "--supervisor-resource",
+        default=None,
+        metavar="NAME",
+        help="run the supervisor actor on a Ray node with this custom resource (default: the "
+        "head node, beside the operator)",
     )
     parser.add_argument(
         "--cluster-name", default=None, help="this cluster's identity in ownership annotations"
@@ -153,7 +161,8 @@ class OperatorOptions:
     allow_kubeconfig_exec: bool = False
     restrict_to_own_namespace: bool = False
     tenant_namespaces: frozenset[str] = frozenset()
-    max_shards_per_actor: int = 1
+    max_shards_per_actor: int = 0  # automatic packing
+    supervisor_resource: str | None = None  # None: the head node
     cluster_name: str | None = None
     tick_s: float = 5.0
     discovery_ttl_s: float = 30.0
@@ -207,6 +216,7 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         restrict_to_own_namespace=args.restrict_to_own_namespace,
         tenant_namespaces=tenants,
         max_shards_per_actor=args.max_shards_per_actor,
+        supervisor_resource=args.supervisor_resource or None,
         cluster_name=args.cluster_name,
         engine_options=engine,
         stop_timeout_s=args.stop_timeout - RAY_STOP_RESERVE_S,
@@ -516,7 +526,12 @@ def run(args: argparse.Namespace) -> int:
         stopper.install()
         stopper.begin()
         interrupted = True
-    backend = actors.RayBackend(actors.ActorSettings(shards_per_host=options.max_shards_per_actor))
+    backend = actors.RayBackend(
+        actors.ActorSettings(
+            shards_per_host=options.max_shards_per_actor,
+            supervisor_resource=options.supervisor_resource or actors.HEAD_RESOURCE,
+        )
+    )
 
     async def main() -> None:
         stop = asyncio.Event()

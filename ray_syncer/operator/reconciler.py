@@ -355,11 +355,16 @@ class Reconciler:
         self.last_report = report
         self.ready = True
         self.last_pass = time.monotonic()
+        # The report is as of now: an apply waits out hosts that do not answer (a lost node),
+        # and a status stamped with the pass's start would be throttled as if written early.
+        now = self.clock()
         self.passes += 1
         if self.on_report is not None:
             self.on_report(report)
         for key, f in facts.items():
-            f.failed_shards = [s for s in report.failed if s in self.state[key].shards]
+            # Crashed, or on a host that does not answer (its node was lost): being restarted.
+            restarting = [*report.failed, *report.lost]
+            f.failed_shards = [s for s in restarting if s in self.state[key].shards]
             await self._write_status(key, syncers[key], f, report.health, now)
         return report
 

@@ -16,6 +16,10 @@ Vocabulary:
   inside one process; shard names stay visible in health, metrics and status.
 * a shard's *revision* is a digest of everything whose change requires a
   restart (its spec, the credentials' content hash, engine options).
+* a host's *planned* shards are those it was created for (its Ray repr names
+  them). When Ray restarts a host elsewhere (its node was lost), it comes back
+  empty and gets exactly those shards back first, so the repr stays true and
+  the load stays where it was.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from ray_syncer.engine.spec import ShardSpec
 
 HOST_PREFIX = "host/"
 SUPERVISOR_NAME = "supervisor"
-# shards_per_host == 0 means automatic: dedicated hosts up to this many shards, then packing.
+# shards_per_host == 0 means automatic (the default): dedicated hosts up to this many shards,
+# then this many per host.
+AUTOMATIC = 0
 AUTO_PACK_THRESHOLD = 50
 AUTO_PACK_SIZE = 50
 
@@ -72,6 +78,8 @@ class HostView:
     shards: tuple[RunningShard, ...] = ()
     # False when the host did not answer (restarting): leave it alone, start nothing it holds elsewhere.
     reachable: bool = True
+    # The shards it was created for: a restarted (empty) host gets these back first.
+    planned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,11 +205,13 @@ def _place(
         and (name not in hosts or hosts[name].reachable)
     ]
     if candidates:
-        # Same syncer first (shared clients), then the least loaded, then by name.
-        return min(
-            candidates,
-            key=lambda n: (syncer_key not in host_syncers[n], load.get(n, 0), n),
-        )
+        # The host created for it (back after a restart) first, then the same syncer (shared
+        # clients), then the least loaded, then by name.
+        def rank(n: str) -> tuple[bool, bool, int, str]:
+            planned = hosts[n].planned if n in hosts else ()
+            return (shard_id not in planned, syncer_key not in host_syncers[n], load.get(n, 0), n)
+
+        return min(candidates, key=rank)
     used = set(host_syncers) | set(hosts)
     index = 0
     while packed_host_name(index) in used:

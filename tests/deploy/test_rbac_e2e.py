@@ -52,7 +52,7 @@ class InProcessHosts:
     async def report(self, name: str) -> Any:
         return self.hosts[name].report()
 
-    async def start(self, name: str, desired: DesiredShard) -> None:
+    async def start(self, name: str, desired: DesiredShard, planned: tuple[str, ...] = ()) -> None:
         host = self.hosts.setdefault(name, HostCore(name, desired.spec.syncer_key))
         await host.start_shard(desired)
 

@@ -31,6 +31,7 @@ from ray_syncer.kube.config import ClusterConfig, load_kubeconfig_text
 from ray_syncer.operator.main import OperatorOptions, serve
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES, Reconciler
 from ray_syncer.operator.status import condition
+from ray_syncer.operator.supervisor import AUTOMATIC
 from ray_syncer.testing.envtest import ControlPlane
 from ray_syncer.testing.http import RequestRecord
 from tests.substrate import RealCluster
@@ -307,11 +308,15 @@ async def operator(
     *,
     namespace: str,
     own: str = "source",
-    shards_per_host: int = 1,
+    shards_per_host: int = AUTOMATIC,
     stop_shards_on_exit: bool = True,
+    supervisor_resource: str = actors.HEAD_RESOURCE,
     **overrides: Any,
 ) -> AsyncIterator[Operator]:
-    """The operator in-process (same path as ``ray-syncer run``), watching one namespace."""
+    """The operator in-process (same path as ``ray-syncer run``), watching one namespace.
+
+    Packing and the supervisor's place are the product's defaults unless given.
+    """
     own_cluster = clusters.source if own == "source" else clusters.dest
     options = OperatorOptions(
         namespace=namespace,
@@ -328,7 +333,10 @@ async def operator(
         setattr(options, k, v)
     backend = actors.RayBackend(
         actors.ActorSettings(
-            shards_per_host=shards_per_host, reconcile_interval_s=0.5, call_timeout_s=10.0
+            shards_per_host=shards_per_host,
+            supervisor_resource=supervisor_resource,
+            reconcile_interval_s=0.5,
+            call_timeout_s=10.0,
         )
     )
     stop = asyncio.Event()

@@ -6,7 +6,7 @@ import asyncio
 
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.operator.executor import LocalDriver, SupervisorCore
-from ray_syncer.operator.host import HostCore
+from ray_syncer.operator.host import HostCore, HostReport
 from ray_syncer.operator.supervisor import DesiredShard
 
 from .fakes import ShardFactory
@@ -107,3 +107,48 @@ async def test_host_start_is_idempotent_and_shutdown_stops_all() -> None:
     assert driver.hosts == {}
     assert all(c.closed for c in factory2.clients)
     await host.stop_all()
+
+
+class Silent:
+    """A driver whose hosts stop answering on demand (their node was lost)."""
+
+    def __init__(self, inner: LocalDriver) -> None:
+        self.inner = inner
+        self.dead: set[str] = set()
+
+    async def list_hosts(self) -> list[str]:
+        return await self.inner.list_hosts()
+
+    async def report(self, name: str) -> HostReport:
+        if name in self.dead:
+            await asyncio.sleep(3600)
+        return await self.inner.report(name)
+
+    async def start(self, name: str, desired: DesiredShard, planned: tuple[str, ...] = ()) -> None:
+        await self.inner.start(name, desired, planned)
+
+    async def stop(self, name: str, shard_id: str) -> None:
+        await self.inner.stop(name, shard_id)
+
+    async def remove(self, name: str) -> None:
+        await self.inner.remove(name)
+
+
+async def test_hosts_are_labelled_with_their_planned_shards_and_a_silent_host_loses_them() -> None:
+    factory = ShardFactory()
+    inner = LocalDriver(shard_factory=factory, client_factory=factory.client)
+    driver = Silent(inner)
+    core = SupervisorCore(driver, shards_per_host=2, call_timeout_s=0.2)
+    await core.apply(want("a", "b", "c"))
+    await settle()
+    labels = {n: h.label.shards for n, h in inner.hosts.items()}
+    assert labels == {
+        "host/0": ("team/s/core/ConfigMap/a", "team/s/core/ConfigMap/b"),
+        "host/1": ("team/s/core/ConfigMap/c",),
+    }
+    await core.reconcile()  # seen running once
+    driver.dead.add("host/0")
+    report = await core.reconcile()
+    assert report.unreachable == ["host/0"]
+    assert sorted(report.lost) == ["team/s/core/ConfigMap/a", "team/s/core/ConfigMap/b"]
+    assert report.actions == []  # nothing started twice while it is silent

@@ -20,7 +20,8 @@ def test_defaults_are_the_engines_production_defaults() -> None:
     opts = options_from_args(_parse())
     assert opts.engine_options == EngineOptions()
     assert opts.metrics_port == 9090
-    assert opts.max_shards_per_actor == 1
+    assert opts.max_shards_per_actor == 0  # automatic packing
+    assert opts.supervisor_resource is None  # the head node
 
 
 def test_engine_tuning_flags_reach_the_engine_options() -> None:

@@ -222,3 +222,29 @@ def test_every_desired_shard_is_started_exactly_once_from_any_state() -> None:
             for name, shards in state.items()
         }
         assert plan(want, after, shards_per_host=3) == []
+
+
+def test_a_restarted_packed_host_gets_back_the_shards_it_was_created_for() -> None:
+    # host/1 was created for b and d; Ray restarted it empty (its node was lost). Sorted
+    # order alone would give it b and c: the plan gives back exactly b and d, so the
+    # host's repr (what it was created for) stays true.
+    a, b, c, d = spec("a"), spec("b"), spec("c"), spec("d")
+    hosts = {
+        "host/0": HostView("host/0", "team/sync", (running(a), running(c)), planned=(a.shard_id, c.shard_id)),
+        "host/1": HostView("host/1", "", (), planned=(b.shard_id, d.shard_id)),
+        "host/2": HostView("host/2", "team/sync", (), planned=()),
+    }
+    actions = plan(desired(a, b, c, d), hosts, shards_per_host=3)
+    starts = sorted((x.host, x.shard.shard_id) for x in actions if isinstance(x, StartShard))
+    assert starts == [("host/1", b.shard_id), ("host/1", d.shard_id)]
+    assert RemoveHost("host/2") in actions  # the empty one nobody needs
+
+
+def test_shards_of_an_unreachable_host_are_not_started_elsewhere() -> None:
+    # A host on a lost node answers nothing until Ray restarts it: its shards stay put.
+    a, b = spec("a"), spec("b")
+    hosts = {
+        "host/0": HostView("host/0", "team/sync", (running(a),), reachable=False),
+        "host/1": HostView("host/1", "team/sync", (running(b),)),
+    }
+    assert plan(desired(a, b), hosts, shards_per_host=3) == []
