@@ -92,14 +92,19 @@ class BudgetOptions:
     cap: float | None = None  # hard ceiling in writes/s (--dest-qps); None: adaptive only
     cap_burst: int | None = None  # burst at the cap (--dest-burst); default: one second's worth
     start_rate: float = 10_000.0  # "high": far above what one apiserver takes from one client
-    floor: float = 1.0
+    floor: float = 5.0
     increase_per_s: float = 50.0
     throttle_factor: float = 0.5  # 429
     error_factor: float = 0.7  # 5xx, transport errors
     latency_factor: float = 0.85  # write latency well above its baseline
     latency_ratio: float = 4.0  # "well above": EWMA > ratio x baseline ...
-    latency_margin_s: float = 0.25  # ... and more than this over it
+    # ... and more than this over it. Generous: on a busy node our own CPU starvation also
+    # slows answers, and backing off then only queues work without sparing the apiserver.
+    latency_margin_s: float = 1.0
     decrease_interval_s: float = 1.0
+    # A rate "achieved" over fewer writes than this says nothing about the load we put on the
+    # destination (a host that just started, an idle one): back off from the budget instead.
+    min_samples: int = 20
 
 
 class WriteBudget:
@@ -114,6 +119,7 @@ class WriteBudget:
         self._last_decrease = -math.inf  # the first signal always counts
         self._window_start, self._window_count = now, 0
         self.achieved = 0.0  # writes/s granted over the last full window
+        self._achieved_samples = 0  # ... out of this many writes
         self._waited = False  # whether the budget made a writer wait in this window
         self._ewma: float | None = None
         self._baseline: float | None = None
@@ -141,6 +147,7 @@ class WriteBudget:
         if elapsed < 1.0:
             return
         self.achieved = self._window_count / elapsed
+        self._achieved_samples = self._window_count
         if self._waited and now - self._last_decrease >= self.options.decrease_interval_s:
             self._set_rate(self.rate + self.options.increase_per_s * elapsed)
         self._window_start, self._window_count, self._waited = now, 0, False
@@ -157,11 +164,14 @@ class WriteBudget:
         now = self._clock.monotonic()
         if now - self._last_decrease < self.options.decrease_interval_s:
             return False  # one signal per interval: a burst of answers is one event
-        # Back off from what actually went through (the rate may be far above it), never from 0.
+        # Back off from what actually went through (the rate may be far above it), when
+        # enough went through to say so; otherwise from the budget itself.
         elapsed = now - self._window_start
         recent = self._window_count / elapsed if elapsed >= 0.1 else 0.0
         achieved = max(self.achieved, recent)
-        self._set_rate((min(self.rate, achieved) if achieved > 0 else self.rate) * factor)
+        samples = max(self._achieved_samples, self._window_count)
+        base = min(self.rate, achieved) if samples >= self.options.min_samples else self.rate
+        self._set_rate(base * factor)
         self._last_decrease = now
         self.decreases += 1
         return True

@@ -130,8 +130,8 @@ async def test_budget_backs_off_when_latency_rises_well_above_its_baseline() -> 
         budget.succeeded(0.005)
     await clock.advance(1.0)
     assert budget.rate == 500 and budget.decreases == 0
-    for _ in range(20):  # the apiserver now takes 0.8 s per write
-        budget.succeeded(0.8)
+    for _ in range(20):  # the apiserver now takes 1.5 s per write
+        budget.succeeded(1.5)
     assert budget.decreases == 1 and budget.rate < 500
 
 
@@ -143,3 +143,19 @@ def test_budget_is_shared_per_destination() -> None:
     opts = BudgetOptions()
     assert budget_for(a, opts) is budget_for(a, BudgetOptions(cap=5))
     assert budget_for(a, opts) is not budget_for(b, opts)
+
+
+async def test_a_few_slow_writes_of_a_fresh_host_do_not_collapse_the_budget() -> None:
+    # A host restarted on a busy node: its first handful of writes is slow. What it "achieved"
+    # in that second (3 writes) says nothing about the destination's capacity.
+    clock = FakeClock()
+    budget = WriteBudget(BudgetOptions(start_rate=400, increase_per_s=0), clock=clock)
+    for _ in range(3):
+        await budget.acquire()
+    await clock.advance(1.0)
+    for _ in range(10):
+        budget.succeeded(0.001)
+    for _ in range(20):
+        budget.succeeded(2.0)
+    assert budget.decreases == 1
+    assert budget.rate == pytest.approx(400 * 0.85)  # from the budget, not from 3/s
