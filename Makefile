@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint build bench chaos test-integration clean
+.PHONY: install demo test test-fast test-distributed lint build bench chaos test-integration clean
 
 # Creates the virtualenv if absent and installs the package with its test and bench extras.
 $(STAMP): pyproject.toml
@@ -24,6 +24,11 @@ test: install
 # Everything except the end-to-end Ray suite, for a quick inner loop.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not ray and not slow" $(PYTEST_ARGS)
+
+# Only the multi-node Ray suite (a head and three worker nodes on this machine; `make test`
+# runs it too, first). The dashboard's browser test needs Debian's chromium.
+test-distributed: install
+	$(BIN)/python -m pytest -q -rs tests/distributed $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check ray_syncer tests benchmarks
