@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-objects", type=_ints, help="object counts (default 10000,100000)")
     p.add_argument("--shards", type=_ints, help="shard counts (default 1,10,100,1000; quick 2)")
     p.add_argument(
+        "--ray-nodes", type=int, default=3,
+        help="Ray worker nodes for the shards scenario, beside a head with no CPUs (default 3; "
+        "0: one local Ray node)",
+    )  # fmt: skip
+    p.add_argument(
         "--engine-opt",
         action="append",
         default=[],
@@ -233,7 +238,8 @@ async def run(args: argparse.Namespace) -> int:
             results.append(
                 await scenarios.shards(
                     bench, args.shards or ([2] if params.quick else [1] if envtest else
-                                           [1, 10, 100, 1000])
+                                           [1, 10, 100, 1000]),
+                    ray_nodes=args.ray_nodes,
                 )
             )
     finally:

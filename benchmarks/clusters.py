@@ -43,8 +43,13 @@ _VERB_METHOD = {"create": "POST", "update": "PUT", "patch": "PATCH", "delete": "
 
 
 def proc_memory(pid: int) -> dict[str, float]:
-    """RSS, peak RSS (VmHWM) and USS of a process, in MiB (0 when unreadable)."""
-    out = {"rss_mb": 0.0, "hwm_mb": 0.0, "uss_mb": 0.0}
+    """RSS, peak RSS (VmHWM), USS and PSS of a process, in MiB (0 when unreadable).
+
+    PSS (proportional set size) counts a page shared by k processes as 1/k in each, so PSS
+    summed over processes is what they really take together; RSS sums count shared pages
+    (Python, Ray's libraries) once per process.
+    """
+    out = {"rss_mb": 0.0, "hwm_mb": 0.0, "uss_mb": 0.0, "pss_mb": 0.0}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -55,6 +60,8 @@ def proc_memory(pid: int) -> dict[str, float]:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith(("Private_Clean:", "Private_Dirty:")):
                 uss_kb += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                out["pss_mb"] = int(line.split()[1]) / 1024
         out["uss_mb"] = uss_kb / 1024
     except (OSError, ValueError, IndexError):
         pass

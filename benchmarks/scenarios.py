@@ -725,8 +725,9 @@ def fill_naive_ratios(results: list[dict[str, Any]], bench: Bench) -> None:
 # --------------------------------------------------------------------------- shards
 
 
-async def shards(bench: Bench, counts: list[int]) -> dict[str, Any]:
-    """1/10/100/1,000 shards through the operator's Ray layer (``benchmarks.shards``)."""
+async def shards(bench: Bench, counts: list[int], ray_nodes: int = 3) -> dict[str, Any]:
+    """1/10/100/1,000 shards through the operator's Ray layer over ``ray_nodes`` Ray worker nodes
+    (``benchmarks.shards``), then a node lost at the largest count."""
     import json
     import sys
     import tempfile
@@ -766,6 +767,8 @@ async def shards(bench: Bench, counts: list[int]) -> dict[str, Any]:
         ",".join(str(c) for c in counts),
         "--selector",
         ENGINE_SELECTOR,
+        "--ray-nodes",
+        str(ray_nodes),
         "--out",
         str(out),
     ]
@@ -773,7 +776,7 @@ async def shards(bench: Bench, counts: list[int]) -> dict[str, Any]:
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=240 * len(counts))
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=240 * (len(counts) + 1))
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()
@@ -783,19 +786,29 @@ async def shards(bench: Bench, counts: list[int]) -> dict[str, Any]:
         tail = err.decode(errors="replace").strip().splitlines()[-5:]
         r.update(status="failed", note=f"benchmarks.shards exited {proc.returncode}: {tail}")
         return r
-    points = json.loads(out.read_text())
+    found = json.loads(out.read_text())
+    points, node_loss = found["points"], found["node_loss"]
     check = await bench.verify(ENGINE_SELECTOR, ns_prefix="shard-")
-    last = points[-1]
     r.update(
         points=points,
+        node_loss=node_loss,
+        ray_nodes=found["ray_nodes"],
         lost_updates=check["lost_updates"],
-        peak_rss_mb=last["memory"]["total_rss_mb"],
+        peak_rss_mb=None,
+        total_pss_mb=points[-1]["memory"]["total_pss_mb"],
         throughput_per_s=None,
         verify=check,
-        note="memory = sum of RSS of all Ray processes (workers + raylet/GCS); "
-        "startup = apply -> every shard Syncing and synced",
+        note=f"Ray: a head (no CPUs, dashboard) + {found['ray_nodes']} worker nodes, default "
+        "flags; memory = PSS summed over every process of that Ray (hosts, supervisor, idle "
+        "workers, GCS, raylets, dashboard, agents); startup = apply -> every shard Syncing and "
+        "synced; node loss = a worker node killed (SIGKILL) -> every shard running (listed, "
+        "watching) on the other nodes, then every change written, with a write to every "
+        "namespace meanwhile (checked by lost_updates)",
     )
     if any(p["startup_to_all_syncing_s"] is None for p in points):
         r["status"] = "failed"
         r["note"] += "; not every shard reached Syncing in time"
+    if node_loss is not None and node_loss["all_synced_after_s"] is None:
+        r["status"] = "failed"
+        r["note"] += "; not every shard came back after the node loss"
     return r
