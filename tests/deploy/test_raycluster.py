@@ -20,6 +20,7 @@ import yaml
 from tests.deploy.manifests import (
     DATA,
     DEPLOY,
+    REPO,
     Obj,
     containers,
     kustomize_images,
@@ -208,3 +209,60 @@ def test_workers_autoscale_within_bounds() -> None:
     for g in rc["spec"]["workerGroupSpecs"]:
         assert 1 <= g["minReplicas"] <= g["replicas"] <= g["maxReplicas"]
     assert rc["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+
+
+# -- packing and sizing: what the comments promise, against what was measured ----------------
+
+SHARDS_RESULT = REPO / "benchmarks" / "results" / "latest" / "memory" / "shards.json"
+
+
+def _workers() -> Obj:
+    (group,) = _raycluster()["spec"]["workerGroupSpecs"]
+    return group
+
+
+def _mib(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_deployment_packs_shards_automatically() -> None:
+    from ray_syncer.cli import build_parser
+
+    head = _head()
+    env = {e["name"]: e["value"] for e in head["env"] if "value" in e}
+    argv = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in head["args"]]
+    assert build_parser().parse_args(["run", *argv]).max_shards_per_actor == 0
+    assert build_parser().parse_args(["run"]).max_shards_per_actor == 0  # also the default
+
+
+def test_a_lost_worker_leaves_room_for_its_hosts() -> None:
+    # 1,000 shards are 20 packed hosts; when one worker is lost, the others hold them all.
+    from ray_syncer.actors import ActorSettings
+    from ray_syncer.operator.supervisor import AUTO_PACK_SIZE
+
+    group = _workers()
+    per_worker = float(group["rayStartParams"]["num-cpus"]) / ActorSettings().host_num_cpus
+    assert group["minReplicas"] >= 2
+    assert (group["minReplicas"] - 1) * per_worker >= 1000 / AUTO_PACK_SIZE
+
+
+def test_the_sizing_comment_matches_the_measured_memory() -> None:
+    text = (DEPLOY / "ray-cluster.yaml").read_text()
+    found = re.search(r"a shard host: ~ (\d+) MiB with 1 shard, ~ (\d+) MiB with 50 shards", text)
+    assert found, "the sizing comment lost its measured figures"
+    one, fifty = float(found.group(1)), float(found.group(2))
+    import json
+
+    points = json.loads(SHARDS_RESULT.read_text())["points"]
+    measured_one = max(p["memory"]["per_host_pss_mb"] for p in points if p["shards_per_host"] == 1)
+    measured_fifty = max(p["memory"]["per_host_pss_mb"] for p in points if p["shards_per_host"] == 50)
+    assert abs(one - measured_one) <= 0.25 * measured_one, (one, measured_one)
+    assert abs(fifty - measured_fifty) <= 0.25 * measured_fifty, (fifty, measured_fifty)
+    # A worker fits the hosts its CPUs take, full (50 shards each), and its own Ray processes.
+    from ray_syncer.actors import ActorSettings
+
+    group = _workers()
+    (container,) = group["template"]["spec"]["containers"]
+    hosts = float(group["rayStartParams"]["num-cpus"]) / ActorSettings().host_num_cpus
+    assert _mib(container["resources"]["limits"]["memory"]) >= hosts * measured_fifty + 150

@@ -30,7 +30,7 @@ from .world import Churn, all_running, differences, fleet, placement, supervisor
 
 # Losing a node: Ray's GCS declares it dead after missed health checks (about 13-15 s with
 # Ray's defaults), restarts its actors on the other nodes, and the supervisor starts their
-# shards again. Measured 15-17 s here (6 shards) and 22-26 s at 1,000 shards
+# shards again. Measured 15-17 s here (6 shards) and 23-25 s at 1,000 shards
 # (benchmarks/shards.py) on 2 cores; this is the bound the README states.
 FAILOVER_BOUND_S = 30.0
 
