@@ -35,6 +35,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,10 +167,16 @@ def unavailable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
         return "not connected to Ray"
     reason = _local_down()
     if reason is None:
+        deadline = time.monotonic() + timeout
         error = _bounded(_ping_gcs, timeout)
         if error is not None:
-            # A local Ray that is going down (a signal to the whole process group) shows it by now.
-            reason = _local_down() or f"Ray's GCS did not answer within {timeout:g}s ({error})"
+            # A local Ray that is going down (a signal to the whole process group) shows it
+            # within the probe's time, even when the ping failed at once (its GCS went first).
+            reason = _local_down()
+            while reason is None and _started_local and time.monotonic() < deadline:
+                time.sleep(0.05)
+                reason = _local_down()
+            reason = reason or f"Ray's GCS did not answer within {timeout:g}s ({error})"
     return reason
 
 
@@ -387,10 +394,11 @@ class ShardHostActor:
     ) -> None:
         logging.basicConfig(level=logging.INFO)
         label = HostLabel(name, tuple(planned))
+        with warnings.catch_warnings():  # Ray 2.60 warns from inside its own property
+            warnings.simplefilter("ignore", DeprecationWarning)
+            restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
         # Ray reads the repr once, after __init__ (a restart runs __init__ again, same arguments).
-        self._repr = describe_host(
-            label, restarted=ray.get_runtime_context().was_current_actor_reconstructed
-        )
+        self._repr = describe_host(label, restarted=restarted)
         self.core = HostCore(
             name,
             syncer_key,
