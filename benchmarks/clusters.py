@@ -28,6 +28,7 @@ import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,14 @@ async def _serve(conn: Connection, name: str, kubeconfig_path: str) -> None:
     finally:
         await server.stop()
         conn.send("stopped")
+
+
+def _served_ms(event: dict[str, Any]) -> float:
+    """Received -> response complete, from one audit event's timestamps (microsecond RFC 3339)."""
+    def at(key: str) -> float:
+        return datetime.fromisoformat(str(event[key]).replace("Z", "+00:00")).timestamp()
+
+    return (at("stageTimestamp") - at("requestReceivedTimestamp")) * 1000
 
 
 @dataclass
@@ -251,15 +260,25 @@ class Clusters:
         ok: Counter[str] = Counter()
         failed: Counter[str] = Counter()
         reads: Counter[str] = Counter()
+        served_ms: list[float] = []
         for event in self.planes[1].audit_events(self._audit_mark):
             verb = str(event.get("verb", ""))
             status = int((event.get("responseStatus") or {}).get("code") or 0)
             method = _VERB_METHOD.get(verb)
             if method is not None:
                 (ok if status < 400 else failed)[method] += 1
+                served_ms.append(_served_ms(event))
             else:
                 reads[f"{'watch' if verb == 'watch' else 'GET'} {status}"] += 1
-        return {"ok": dict(ok), "failed": dict(failed), "reads": dict(reads)}
+        out: dict[str, Any] = {"ok": dict(ok), "failed": dict(failed), "reads": dict(reads)}
+        if served_ms:
+            # How long the apiserver itself took per write: latency the syncer cannot remove.
+            served_ms.sort()
+            out["write_served_ms"] = {
+                "p50": round(served_ms[len(served_ms) // 2], 1),
+                "p99": round(served_ms[min(len(served_ms) - 1, int(len(served_ms) * 0.99))], 1),
+            }
+        return out
 
     def clear_logs(self) -> None:
         for s in (self.source_server, self.dest_server):

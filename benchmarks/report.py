@@ -175,6 +175,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 "/".join(_fmt(lat.get(k)) for k in ("p50", "p99", "max")) if lat else "-",
                 _fmt(r.get("lost_updates")),
                 _fmt(r.get("dest_writes")),
+                _fmt(r.get("syncer_cpu_ms_per_update") or r.get("client_cpu_ms_per_write"), 2),
                 _fmt(r.get("peak_rss_mb")),
             ]
         )
@@ -192,6 +193,7 @@ HEADERS = [
     "latency ms p50/p99/max",
     "lost",
     "dest writes",
+    "CPU ms/write",
     "peak RSS MB",
 ]
 

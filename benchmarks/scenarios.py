@@ -250,6 +250,8 @@ async def ceiling(bench: Bench, *, recheck: bool = False) -> dict[str, Any]:
             )
             sweep[str(c)] = round(out["rate_per_s"], 1)
             cpu[str(c)] = bench.cpu_delta(before, bench.cpu(), time.monotonic() - t0)
+            # What the HTTP client alone costs per write: the floor under the syncer's CPU.
+            cpu[str(c)]["client_cpu_ms_per_write"] = _cpu_ms_per(cpu[str(c)], out["writes"])
             if out["errors"]:
                 r["note"] += f"c={c}: {out['errors']} errors; "
     except Exception as exc:
@@ -286,6 +288,7 @@ async def ceiling(bench: Bench, *, recheck: bool = False) -> dict[str, Any]:
         sweep_per_s=sweep,
         best_concurrency=int(best_c),
         cpu=cpu,
+        client_cpu_ms_per_write=cpu[best_c]["client_cpu_ms_per_write"],
         source_create_per_s=round(bench.server_create_per_s or 0, 1),
     )
     r["note"] += (
@@ -393,6 +396,7 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         verify=check,
         cpu=cpu,
         syncer_cpu_ms_per_update=_cpu_ms_per(cpu, writes),
+        health=health,
     )
     if took is None:
         r["status"] = "failed"
