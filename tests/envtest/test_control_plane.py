@@ -25,7 +25,9 @@ needs_assets = pytest.mark.skipif(ASSETS is None, reason=f"real control planes: 
 
 # Starts one control plane (no controller-manager: faster), prints its pids, then waits.
 CHILD = r"""
-import json, sys, time
+import json, signal, sys, time
+# Ctrl-C must reach it even when started from a background job (which inherits SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from ray_syncer.testing.envtest import ControlPlaneOptions, control_planes, find_assets
 assets, _ = find_assets()
 with control_planes(("one",), assets=assets, options=ControlPlaneOptions(controller_manager=False)) as planes:
