@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import percentiles
 from ray_syncer.testing.envtest import ControlPlane, ControlPlaneOptions, find_assets
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -123,12 +124,12 @@ async def _serve(conn: Connection, name: str, kubeconfig_path: str) -> None:
         conn.send("stopped")
 
 
-def _served_ms(event: dict[str, Any]) -> float:
+def _served_s(event: dict[str, Any]) -> float:
     """Received -> response complete, from one audit event's timestamps (microsecond RFC 3339)."""
     def at(key: str) -> float:
         return datetime.fromisoformat(str(event[key]).replace("Z", "+00:00")).timestamp()
 
-    return (at("stageTimestamp") - at("requestReceivedTimestamp")) * 1000
+    return at("stageTimestamp") - at("requestReceivedTimestamp")
 
 
 @dataclass
@@ -260,7 +261,7 @@ class Clusters:
         ok: Counter[str] = Counter()
         failed: Counter[str] = Counter()
         reads: Counter[str] = Counter()
-        served_ms: list[float] = []
+        served_s: list[float] = []
         for event in self.planes[1].audit_events(self._audit_mark):
             if (event.get("user") or {}).get("username") == "system:apiserver":
                 continue  # its own identity lease, renewed every 10 s: not a write of ours
@@ -269,17 +270,13 @@ class Clusters:
             method = _VERB_METHOD.get(verb)
             if method is not None:
                 (ok if status < 400 else failed)[method] += 1
-                served_ms.append(_served_ms(event))
+                served_s.append(_served_s(event))
             else:
                 reads[f"{'watch' if verb == 'watch' else 'GET'} {status}"] += 1
         out: dict[str, Any] = {"ok": dict(ok), "failed": dict(failed), "reads": dict(reads)}
-        if served_ms:
+        if served_s:
             # How long the apiserver itself took per write: latency the syncer cannot remove.
-            served_ms.sort()
-            out["write_served_ms"] = {
-                "p50": round(served_ms[len(served_ms) // 2], 1),
-                "p99": round(served_ms[min(len(served_ms) - 1, int(len(served_ms) * 0.99))], 1),
-            }
+            out["write_served_ms"] = percentiles(served_s)
         return out
 
     def clear_logs(self) -> None:
