@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-distributed lint build bench chaos test-integration clean
+.PHONY: install demo test test-fast test-distributed lint build image deploy-rehearsal bench chaos test-integration clean
 
 # Creates the virtualenv if absent and installs the package with its test and bench extras.
 $(STAMP): pyproject.toml
@@ -34,14 +34,22 @@ lint: install
 	$(BIN)/ruff check ray_syncer tests benchmarks
 	$(BIN)/mypy ray_syncer
 
+# The wheel and the sdist, in dist/.
 build: install
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
 	$(BIN)/python -m pip install --quiet build && $(BIN)/python -m build --sdist --outdir dist .
-	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
-		docker build -t ray-syncer:$$($(BIN)/python -c 'import ray_syncer; print(ray_syncer.__version__)') . ; \
-	else \
-		echo "make build: no Docker engine reachable here; built the wheel and sdist in dist/ only (no image)."; \
-	fi
+
+# The image ray-syncer:<version> with docker, podman or buildah (hack/image.sh says which base).
+image: build
+	bash hack/image.sh
+
+# The deployment rehearsed: the image's head and worker containers, run from deploy/ as KubeRay
+# would, syncing between two real control planes (needs podman and KUBEBUILDER_ASSETS or
+# ../shared/envtest). Builds the image first.
+deploy-rehearsal: image
+	@assets=$$(bash hack/envtest-assets.sh); \
+	KUBEBUILDER_ASSETS="$$assets" KRMSYNCER_REQUIRE_REHEARSAL=1 \
+		$(BIN)/python -m pytest -q -rs -p no:cacheprovider tests/rehearsal $(PYTEST_ARGS)
 
 # In-memory servers always; real control planes too when hack/envtest-assets.sh finds binaries.
 bench: install

@@ -1,8 +1,11 @@
-"""The Dockerfile, checked statically (no Docker engine on the build machines).
+"""The Dockerfile and the local stand-in for its base, checked statically.
 
-It must build FROM the official Ray image of exactly the pinned Ray version, install this
-release's wheel from dist/ (what `make build` produces), run as a numeric non-root user, and
-its build context (.dockerignore) must contain what its COPY lines need and little else.
+The Dockerfile must build FROM ``BASE_IMAGE``, whose default is the official Ray image of exactly
+the pinned Ray version, install this release's wheel from dist/ (what `make build` produces), run
+as a numeric non-root user, and its build context (.dockerignore) must contain what its COPY
+lines need and little else. The local base (hack/image/ray-base.Containerfile, used where the
+official image cannot be pulled) must keep what the Dockerfile relies on in the official one.
+The image actually built is checked by tests/rehearsal/test_image.py.
 """
 
 from __future__ import annotations
@@ -33,14 +36,37 @@ def _expand(s: str) -> str:
     return re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], s)
 
 
-def test_base_image_is_the_pinned_ray_release() -> None:
+def test_base_image_defaults_to_the_pinned_ray_release() -> None:
     froms = [rest for op, rest in _instructions() if op == "FROM"]
-    assert len(froms) == 1
-    m = re.fullmatch(r"rayproject/ray:(\S+?)-py3(\d+)(-cpu)?", froms[0])
-    assert m, f"not an official rayproject/ray tag: {froms[0]}"
+    assert froms == ["${BASE_IMAGE}"]
+    base = _args()["BASE_IMAGE"]
+    m = re.fullmatch(r"rayproject/ray:(\S+?)-py3(\d+)(-cpu)?", base)
+    assert m, f"not an official rayproject/ray tag: {base}"
     assert m.group(1) == ray_version()
     # The image's Python must be one the package supports (requires-python >= 3.10).
     assert int(m.group(2)) >= 10
+
+
+def test_the_local_base_keeps_the_official_images_user_and_paths() -> None:
+    text = (REPO / "hack" / "image" / "ray-base.Containerfile").read_text()
+    assert re.search(r"useradd[^\n]*--home-dir /home/ray --uid 1000 --gid 100[^\n]* ray\b", text)
+    assert re.search(r"^USER 1000:100$", text, re.M)
+    assert re.search(r"^WORKDIR /home/ray$", text, re.M)
+    assert re.search(r"PATH=/home/ray/anaconda3/bin:", text), "Python must come first on PATH"
+    assert "python3 -m venv /home/ray/anaconda3" in text
+    assert '"ray[default]==${RAY_VERSION}"' in text
+    # Same Python minor as the official tag (py311), checked in the build itself.
+    m = re.fullmatch(r"rayproject/ray:\S+?-py3(\d+)", _args()["BASE_IMAGE"])
+    assert m and f"sys.version_info[:2] == (3, {m.group(1)})" in text
+    # KubeRay's injected probes run wget.
+    assert "wget" in (REPO / "hack" / "image.sh").read_text()
+
+
+def test_pip_gets_a_build_time_ca_bundle_only() -> None:
+    # The bundle is an ARG (mounted by hack/image.sh for the build), never an ENV of the image.
+    assert _args()["PIP_CERT"] == ""
+    envs = " ".join(rest for op, rest in _instructions() if op == "ENV")
+    assert "PIP_CERT" not in envs
 
 
 def test_no_floating_tags() -> None:
