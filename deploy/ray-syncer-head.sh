@@ -17,7 +17,8 @@
 set -uo pipefail
 
 : "${KUBERAY_GEN_RAY_START_CMD:?is unset: run this only in a KubeRay head with ray.io/overwrite-container-cmd: \"true\"}"
-GCS_ADDRESS="${RAY_SYNCER_GCS_ADDRESS:-127.0.0.1:6379}"
+# KubeRay sets RAY_PORT to the head's GCS port (rayStartParams "port", default 6379).
+GCS_ADDRESS="${RAY_SYNCER_GCS_ADDRESS:-127.0.0.1:${RAY_PORT:-6379}}"
 BACKOFF_MAX="${RAY_SYNCER_RESTART_BACKOFF_MAX:-30}"
 
 ulimit -n 65536 2>/dev/null || echo "ray-syncer-head: could not raise the open-files limit" >&2

@@ -198,6 +198,12 @@ def test_pods_run_as_the_operator_service_account_and_not_as_root() -> None:
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False
             assert sc["capabilities"]["drop"] == ["ALL"]
+            # A read-only root; what Ray writes goes to emptyDirs under /tmp (the rehearsal runs it).
+            assert sc["readOnlyRootFilesystem"] is True, where
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            for path in ("/tmp", "/tmp/ray"):
+                assert "emptyDir" in volumes[mounts[path]], (where, path)
             res = c["resources"]
             assert res["requests"]["memory"] == res["limits"]["memory"], "Ray needs memory=limit"
     assert rc["metadata"]["namespace"] == sa["metadata"]["namespace"]
