@@ -3,7 +3,9 @@
 At the end of a run this prints the pass/fail/skip counts of each substrate.
 With ``KRMSYNCER_REQUIRE_REAL=1`` (CI sets it when it has the control-plane
 binaries) the run fails unless real-cluster tests were collected and passed:
-a suite that silently skipped them all is not a green run.
+a suite that silently skipped them all is not a green run. Likewise
+``KRMSYNCER_REQUIRE_REHEARSAL=1`` (CI sets it where podman runs) fails a run in
+which the deploy rehearsal (tests/rehearsal) skipped or never passed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import pytest
 from .substrate import SUBSTRATES, RealClusters, real_clusters
 
 REQUIRE_REAL_ENV = "KRMSYNCER_REQUIRE_REAL"
+REQUIRE_REHEARSAL_ENV = "KRMSYNCER_REQUIRE_REHEARSAL"
 _outcomes: dict[str, Counter[str]] = {s: Counter() for s in SUBSTRATES}
+_rehearsal: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="session", params=SUBSTRATES)
@@ -45,6 +49,10 @@ def _substrate_of(item: pytest.Item) -> str | None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
+    if item.get_closest_marker("rehearsal") is not None and (
+        report.when == "call" or report.outcome != "passed"
+    ):
+        _rehearsal[report.outcome] += 1
     sub = _substrate_of(item)
     if sub is None:
         return
@@ -66,10 +74,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.environ.get(REQUIRE_REAL_ENV) != "1":
-        return
     real = _outcomes["real"]
-    if real["passed"] == 0:
+    if os.environ.get(REQUIRE_REAL_ENV) == "1" and real["passed"] == 0:
         print(f"\n{REQUIRE_REAL_ENV}=1 but no real-cluster test passed "
               f"({real['skipped']} skipped, {real['failed']} failed): the real substrate did not run")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if os.environ.get(REQUIRE_REHEARSAL_ENV) == "1" and (
+        _rehearsal["passed"] == 0 or _rehearsal["skipped"]
+    ):
+        print(f"\n{REQUIRE_REHEARSAL_ENV}=1 but the deploy rehearsal did not run whole "
+              f"({_rehearsal['passed']} passed, {_rehearsal['skipped']} skipped)")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
