@@ -4,6 +4,9 @@ Each subcommand lives in its own module that defines ``configure(parser)`` and
 ``run(args) -> int``; this file only routes to them. Only the module of the
 subcommand being run is imported: ``ray-syncer crd`` does not pay for Ray, and
 ``ray-syncer run`` never loads the in-memory test server behind ``dev-cluster``.
+``demo`` and ``dev-cluster`` run on the test kit (``ray_syncer_testkit``), a
+distribution of its own that a plain ``pip install ray-syncer`` does not bring:
+without it they say so and how to get it.
 """
 
 from __future__ import annotations
@@ -15,15 +18,22 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("ray_syncer.operator.main", "run the operator (supervisor and shard actors on Ray)"),
+    "run": ("ray_syncer.run", "run the operator (supervisor and shard actors on Ray)"),
     "demo": ("ray_syncer.demo", "live demo: two in-memory clusters, Ray, the operator, the walkthrough"),
     "crd": ("ray_syncer.api.crd", "print the KRMSyncer CustomResourceDefinition"),
     "validate": ("ray_syncer.api.validate", "validate KRMSyncer manifests and print the parsed spec"),
-    "dev-cluster": ("ray_syncer.testing.cli", "start an in-memory Kubernetes API server for manual use"),
+    "dev-cluster": ("ray_syncer_testkit.cli", "start an in-memory Kubernetes API server for manual use"),
     "status": ("ray_syncer.dr.status", "show KRMSyncer shards, lag, conflicts and conditions"),
     "diff": ("ray_syncer.dr.diff", "DR-readiness report: compare source and destination"),
     "failover": ("ray_syncer.dr.failover", "promote the standby (planned or emergency)"),
 }
+TESTKIT = "ray_syncer_testkit"
+NEEDS_TESTKIT = ("demo", "dev-cluster")
+TESTKIT_MISSING = (
+    "ray-syncer {command}: needs the test kit (the in-memory Kubernetes API servers), which is "
+    "not installed: pip install ray-syncer-testkit, or in a checkout `make install` "
+    "(pip install ./testkit)"
+)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -58,6 +68,14 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def _have(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
@@ -65,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
+        return 2
+    if args.command in NEEDS_TESTKIT and not _have(TESTKIT):
+        print(TESTKIT_MISSING.format(command=args.command), file=sys.stderr)
         return 2
     if getattr(args, "_missing", False):
         print(f"ray-syncer {args.command}: not available in this build", file=sys.stderr)

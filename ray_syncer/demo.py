@@ -1,7 +1,7 @@
 """``ray-syncer demo`` (``make demo``): the seed's walkthrough, live, on one machine.
 
 Why it exists: it is the first thing a new user runs. It starts two in-memory
-Kubernetes API servers (source and destination, ``ray_syncer.testing``), a
+Kubernetes API servers (source and destination, ``ray_syncer_testkit``), a
 local Ray, and the operator in-process through the same ``operator.main.serve``
 code path as ``ray-syncer run``. It installs the KRMSyncer CRD, applies
 ``examples/kubeconfig-secret.yaml`` (with the destination's real kubeconfig
@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -114,14 +113,16 @@ async def _poll(check: Callable[[], Awaitable[bool]], interval: float = 0.05) ->
 
 
 async def _walk(args: argparse.Namespace, console: Console) -> int:
-    from ray_syncer import actors
+    from ray_syncer_testkit import start_in_thread
+
     from ray_syncer.api.crd import load_crd
+    from ray_syncer.fleet import actors, local
     from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
     from ray_syncer.kube.config import load_kubeconfig_text
-    from ray_syncer.operator.main import OperatorOptions, serve
+    from ray_syncer.operator.options import OperatorOptions
     from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, SECRET_RES, Reconciler
+    from ray_syncer.operator.serve import serve
     from ray_syncer.operator.status import condition
-    from ray_syncer.testing import start_in_thread
 
     examples = Path(args.examples)
     secret_doc = _example(examples, "kubeconfig-secret.yaml")
@@ -156,7 +157,7 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
 
         async def start_ray() -> bool:
             return await asyncio.to_thread(
-                actors.connect,
+                local.connect,
                 None,
                 num_cpus=max(2, os.cpu_count() or 2),
                 include_dashboard=args.keep_running,
@@ -314,7 +315,7 @@ async def _walk(args: argparse.Namespace, console: Console) -> int:
         for c in clients:
             await c.close()
         with contextlib.suppress(Exception):
-            actors.disconnect()
+            local.disconnect()
         for s in servers:
             with contextlib.suppress(Exception):
                 s.stop()
@@ -368,9 +369,3 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         console.print(f"[bold red]Demo failed:[/bold red] {type(exc).__name__}: {exc}")
         return 1
-
-
-if __name__ == "__main__":
-    from ray_syncer.cli import main
-
-    sys.exit(main(["demo", *sys.argv[1:]]))

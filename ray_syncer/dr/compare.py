@@ -18,7 +18,9 @@ destination and classifies each object:
 * **conflict**: the destination holds an object at that name the syncer does
   not own and ``conflictPolicy`` is Skip (under Adopt it will be taken over, so
   it is judged by content like an owned copy);
-* **extra**: an owned copy whose source object is gone (a pending delete).
+* **extra**: an owned copy whose source object is gone (a pending delete);
+  under ``deletionPolicy: Orphan`` the shard keeps such copies on purpose, so
+  they are **orphaned**: counted, not out of sync.
 
 The hash covers the ``source-cluster`` ownership annotation, which the
 operator fills from its ``--cluster-name``; we take that value from each
@@ -43,21 +45,20 @@ from typing import Any
 import orjson
 
 from ray_syncer.api.models import SpecError, parse_krmsyncer
+from ray_syncer.engine.claims import Claims, desired_copy, removes_copies, writes_status
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.engine.transform import (
     ANN_SOURCE_CLUSTER,
     MANAGED_BY_LABEL,
     OWNERSHIP_ANNOTATIONS,
     dest_namespace_for,
-    exclusion_reason,
     held_hash,
     managed_by_value,
     object_key,
     owned_by,
-    syncs_status,
-    transform,
 )
 from ray_syncer.kube.client import ApiError, ResourceInfo, TransportError
+from ray_syncer.kube.errors import describe_error
 from ray_syncer.operator.planner import expand_rules, plan_syncer
 
 SAMPLE = 50  # names kept per list and shard in the report
@@ -78,6 +79,7 @@ class ShardDiff:
     dest_objects: int = 0  # owned copies
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)  # kept on purpose (deletionPolicy Orphan)
     differs: list[Differ] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     oldest_change: float | None = None  # unix time of the oldest unsynced source change
@@ -106,6 +108,7 @@ class DiffReport:
             "sourceObjects": sum(s.source_objects for s in self.shards),
             "missing": sum(len(s.missing) for s in self.shards),
             "extra": sum(len(s.extra) for s in self.shards),
+            "orphaned": sum(len(s.orphaned) for s in self.shards),
             "differs": sum(len(s.differs) for s in self.shards),
             "conflicts": sum(len(s.conflicts) for s in self.shards),
             "shardErrors": sum(1 for s in self.shards if s.error),
@@ -133,6 +136,7 @@ class DiffReport:
                     "destinationObjects": s.dest_objects,
                     "missing": s.missing[:SAMPLE],
                     "extra": s.extra[:SAMPLE],
+                    "orphaned": s.orphaned[:SAMPLE],
                     "differs": [
                         {"key": d.key, **({"fields": d.fields} if d.fields else {})}
                         for d in s.differs[:SAMPLE]
@@ -251,15 +255,7 @@ def field_diff(
 # --------------------------------------------------------------------------- comparison
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiError):
-        return f"{exc.status} {exc.reason}" + (f": {exc.message[:200]}" if exc.message else "")
-    if isinstance(exc, TransportError):
-        return f"unreachable: {str(exc)[:200]}"
-    return type(exc).__name__
-
-
-async def _shard_diff(
+async def diff_shard(
     spec: ShardSpec, *, source: Any, dest: Any, fields: bool
 ) -> ShardDiff:
     out = ShardDiff(shard=spec.shard_id, kind=f"{spec.kind}.{spec.group}" if spec.group else spec.kind)
@@ -287,25 +283,18 @@ async def _shard_diff(
                 dst_ns = dest_namespace_for(spec, spec.source_namespace) or spec.dest_namespace
             dst_items, _ = await dest.list_all(dst_res, namespace=dst_ns)
     except (ApiError, TransportError) as exc:
-        out.error = _describe(exc)
+        out.error = describe_error(exc)
         return out
 
     managed = managed_by_value(spec.syncer_namespace, spec.syncer_name)
-    sources: dict[str, dict[str, Any]] = {}
-    # Namespace-mapping collisions: the smallest source namespace wins, like the engine.
-    for obj in sorted(src_items, key=lambda o: (o["metadata"].get("namespace") or "")):
-        if exclusion_reason(obj, spec=spec) is not None:
-            continue
-        meta = obj["metadata"]
-        src_ns = meta.get("namespace") if namespaced else None
-        key = object_key(dest_namespace_for(spec, src_ns), meta["name"])
-        sources.setdefault(key, obj)
+    # What the shard syncs where, decided as the shard decides it (engine.claims).
+    sources = Claims.winners(spec, src_items, namespaced=namespaced)
     dests: dict[str, dict[str, Any]] = {}
     for obj in dst_items:
         meta = obj["metadata"]
         dests[object_key(meta.get("namespace") if namespaced else None, meta["name"])] = obj
     out.source_objects = len(sources)
-    status_sub = bool(dst_res and dst_res.has_status and syncs_status(spec))
+    status_sub = writes_status(spec, dst_res)
     oldest: list[float] = []
     for key in sorted(sources):
         obj = sources[key]
@@ -322,13 +311,8 @@ async def _shard_diff(
             as_written = dataclasses.replace(
                 spec, source_cluster=ann.get(ANN_SOURCE_CLUSTER, spec.source_cluster)
             )
-            desired = transform(
-                obj,
-                spec=as_written,
-                managed_by=managed,
-                namespaced=namespaced,
-                status_subresource=status_sub,
-            )
+            desired = desired_copy(as_written, obj, managed_by=managed, namespaced=namespaced,
+                                   status_subresource=status_sub)
             if held_hash(held) == desired.hash:
                 continue
             # The hash is stale when the other direction (or a person) wrote the copy last:
@@ -348,7 +332,7 @@ async def _shard_diff(
         if owned_by(held, spec=spec, managed_by=managed):
             out.dest_objects += 1
             if key not in sources:
-                out.extra.append(key)
+                (out.extra if removes_copies(spec) else out.orphaned).append(key)
     out.oldest_change = min(oldest) if oldest else None
     return out
 
@@ -379,13 +363,13 @@ async def compute_diff(
     try:
         expansions = await expand_rules(source, syncer)
     except (ApiError, TransportError) as exc:
-        report.errors.append(f"cannot read the source's API discovery: {_describe(exc)}")
+        report.errors.append(f"cannot read the source's API discovery: {describe_error(exc)}")
         return report
     plan = plan_syncer(syncer, expansions, source_cluster=source_name)
     if plan.refused is not None:
         report.errors.append(f"{plan.refused.reason}: {plan.refused.message}")
     results = await asyncio.gather(
-        *(_shard_diff(s, source=source, dest=dest, fields=fields) for s in plan.shards)
+        *(diff_shard(s, source=source, dest=dest, fields=fields) for s in plan.shards)
     )
     report.shards = sorted(results, key=lambda s: (s.in_sync, s.shard))
     return report

@@ -33,18 +33,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import copy
 import json
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray_syncer import API_GROUP, API_VERSION, KIND
 from ray_syncer.dr.clusters import (
-    EVENT_PATH,
     SECRET_RES,
     DrError,
     label,
@@ -65,6 +62,7 @@ from ray_syncer.fencing import (
 )
 from ray_syncer.kube.client import ApiError, KubeClient, TransportError
 from ray_syncer.kube.config import ClusterConfig, KubeconfigError, load_kubeconfig_text
+from ray_syncer.kube.events import post_event
 
 COMPONENT = "ray-syncer-failover"
 
@@ -180,30 +178,10 @@ async def _patch(client: KubeClient, ns: str, name: str, body: dict[str, Any]) -
 async def record_event(
     client: KubeClient, obj: dict[str, Any], *, reason: str, message: str, etype: str = "Normal"
 ) -> None:
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace") or "default"
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": ns},
-        "involvedObject": {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, "name": meta.get("name"),
-            "namespace": ns, "uid": meta.get("uid"),
-        },
-        "reason": reason,
-        "message": message[:1024],
-        "type": etype,
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": COMPONENT,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
     # The annotation is the durable record; an Event is a courtesy.
-    with contextlib.suppress(ApiError, TransportError):
-        await client.request("POST", EVENT_PATH.format(ns=ns), body=event)
+    involved = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, **obj}
+    await post_event(client, involved, reason=reason, message=message, etype=etype,
+                     component=COMPONENT)
 
 
 def _record(role: str, kind: str, peer: str, epoch: int, now: float) -> str:

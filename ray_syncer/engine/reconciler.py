@@ -38,8 +38,8 @@ from ray_syncer.engine.transform import (
     owned_by,
     split_key,
 )
-from ray_syncer.engine.watcher import describe_error
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+from ray_syncer.kube.errors import describe_error
 from ray_syncer.metrics import ShardMetrics
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,6 @@ class Ledger:
     conflicts: dict[str, str] = field(default_factory=dict)  # dest key -> why
     errors: dict[str, str] = field(default_factory=dict)  # dest key -> last error
     failed: dict[str, int] = field(default_factory=dict)  # dest key -> hash rejected as invalid
-    collisions: dict[str, list[str]] = field(default_factory=dict)  # dest key -> source namespaces
     took_over: dict[str, int] = field(default_factory=dict)  # deleted KRMSyncer -> copies taken
     owned_elsewhere: set[str] = field(default_factory=set)  # conflicts with a live KRMSyncer's copy
     last_sync_time: float | None = None

@@ -32,7 +32,6 @@ It ties the engine together (docs/design.md §5):
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import random
@@ -40,6 +39,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ray_syncer.engine.applier import Applier
+from ray_syncer.engine.claims import (
+    Claims,
+    desired_copy,
+    dest_key,
+    maps_namespaces_together,
+    removes_copies,
+    writes_status,
+)
 from ray_syncer.engine.clock import Clock, RealClock
 from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
 from ray_syncer.engine.holdings import Holdings, rv_newer
@@ -61,18 +68,16 @@ from ray_syncer.engine.spec import ShardHealth, ShardSpec, ShardState
 from ray_syncer.engine.transform import (
     MANAGED_BY_LABEL,
     Desired,
-    dest_namespace_for,
     exclusion_reason,
     held_hash,
     managed_by_value,
     object_key,
     owned_by,
     split_key,
-    syncs_status,
-    transform,
 )
-from ray_syncer.engine.watcher import Watcher, describe_error
+from ray_syncer.engine.watcher import Watcher
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+from ray_syncer.kube.errors import describe_error
 from ray_syncer.metrics import ShardMetrics
 
 log = logging.getLogger(__name__)
@@ -126,10 +131,8 @@ class Shard:
         self._in_flight: set[asyncio.Task[None]] = set()
         # Source relist bookkeeping (only while a list is running).
         self._listed: set[str] | None = None
-        # Namespace mapping of all source namespaces: dest key -> sorted claiming namespaces.
-        self._claims: dict[str, list[str]] | None = None
-        self._claims_before: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
-        self._deferred: dict[str, str] = {}  # dest key -> namespace whose win waits for list end
+        # Namespace mapping of all source namespaces into one: who wins each destination name.
+        self._claims: Claims | None = None
         self._dest_snapshot: Holdings | None = None
         # Destination events that arrived while their key was being written.
         self._dest_stash: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -198,12 +201,12 @@ class Shard:
                 state, message = ShardState.LISTING, "listing the source"
             else:
                 state, message = ShardState.SYNCING, ""
-            if self._ledger.collisions and not problems:
+            if self._collisions() and not problems:
                 message = self._collision_message()
             elif self._ledger.conflicts and not problems:
                 message = self._conflict_message()
         # A namespace-mapping collision leaves the losers unsynced: it counts as a conflict.
-        conflicted = sorted({*self._ledger.conflicts, *self._ledger.collisions})
+        conflicted = sorted({*self._ledger.conflicts, *self._collisions()})
         names = conflicted[: self._options.report_sample]
         errors = len(self._ledger.errors)
         return ShardHealth(
@@ -243,10 +246,8 @@ class Shard:
         self._src_res, self._dst_res = await self._resolve()
         self._namespaced = self._dst_res.namespaced
         spec = self.spec
-        if not self._namespaced:
-            self._claims = None
-        elif spec.dest_namespace and spec.source_namespace is None:
-            self._claims = {}
+        if maps_namespaces_together(spec, namespaced=self._namespaced):
+            self._claims = Claims()
         self._applier = Applier(
             dest=self._dest,
             res=self._dst_res,
@@ -431,27 +432,22 @@ class Shard:
             self._queue.done(key)
 
     def _desired(self, obj: dict[str, Any]) -> Desired:
-        assert self._dst_res is not None
-        return transform(
-            obj,
-            spec=self.spec,
-            managed_by=self.managed_by,
-            namespaced=self._namespaced,
-            status_subresource=self._dst_res.has_status and syncs_status(self.spec),
-        )
+        return desired_copy(self.spec, obj, managed_by=self.managed_by,
+                            namespaced=self._namespaced,
+                            status_subresource=writes_status(self.spec, self._dst_res))
 
     def _dest_key(self, obj: dict[str, Any]) -> tuple[str | None, str, str]:
-        meta = obj.get("metadata") or {}
-        src_ns = meta.get("namespace") if self._namespaced else None
-        name = meta.get("name", "")
-        return src_ns, name, object_key(dest_namespace_for(self.spec, src_ns), name)
+        return dest_key(self.spec, obj, namespaced=self._namespaced)
+
+    def _collisions(self) -> dict[str, list[str]]:
+        return self._claims.collisions if self._claims is not None else {}
 
     def _source_key_for(self, dest_key: str) -> str | None:
         """The source object a destination key mirrors (None if not known right now)."""
         ns, name = split_key(dest_key)
         if self._claims is not None:
-            claim = self._claims.get(dest_key)
-            return object_key(claim[0], name) if claim else None
+            winner = self._claims.winner(dest_key)
+            return object_key(winner, name) if winner else None
         if ns and self.spec.dest_namespace:
             return object_key(self.spec.source_namespace, name) if self.spec.source_namespace else None
         return dest_key
@@ -470,25 +466,10 @@ class Shard:
             if watched:
                 await self.source_gone(obj)
             return
-        if self._claims is not None and src_ns is not None:
-            claim = self._claims.setdefault(dkey, [])
-            if src_ns not in claim:
-                bisect.insort(claim, src_ns)
-            if len(claim) > 1:
-                self._ledger.collisions[dkey] = list(claim)
-            if self._listed is not None:
-                self._listed.add(dkey)
-            if claim[0] != src_ns:
-                return  # a collision loser: the smallest source namespace wins, always
-            if self._listed is not None and self._claims_before is not None:
-                before = self._claims_before[0].get(dkey)
-                if before and before[0] < src_ns:
-                    # A smaller namespace held this name and may still come later in this
-                    # list (lists need not be ordered): decide at the end, never flip now.
-                    self._deferred[dkey] = src_ns
-                    return
-        elif self._listed is not None:
+        if self._listed is not None:
             self._listed.add(dkey)
+        if self._claims is not None and src_ns is not None and not self._claims.claim(dkey, src_ns):
+            return  # a collision loser, or a win that waits for the end of this list
         desired = self._desired(obj)
         held = self._holdings.get(dkey)
         if held is not None and held.hash == desired.hash and not self._busy(dkey):
@@ -504,22 +485,16 @@ class Shard:
     async def source_gone(self, obj: dict[str, Any]) -> None:
         src_ns, name, dkey = self._dest_key(obj)
         if self._claims is not None and src_ns is not None:
-            claim = self._claims.get(dkey)
-            if claim and src_ns in claim:
-                was_winner = claim[0] == src_ns
-                claim.remove(src_ns)
-                if len(claim) < 2:
-                    self._ledger.collisions.pop(dkey, None)
-                if claim:
-                    if was_winner:
-                        # The next namespace in order takes over the destination name.
-                        await self._queue.put(
-                            dkey,
-                            Work(REFETCH, source_key=object_key(claim[0], name), force=True,
-                                 seen=self._clock.monotonic(), watched=True),
-                        )
-                    return
-                del self._claims[dkey]
+            still_claimed, successor = self._claims.release(dkey, src_ns)
+            if successor is not None:
+                # The next namespace in order takes over the destination name.
+                await self._queue.put(
+                    dkey,
+                    Work(REFETCH, source_key=object_key(successor, name), force=True,
+                         seen=self._clock.monotonic(), watched=True),
+                )
+            if still_claimed:
+                return
         self._ledger.ok(dkey)
         if dkey in self._holdings or self._busy(dkey):
             await self._queue.put(
@@ -529,22 +504,16 @@ class Shard:
     def source_list_begin(self) -> None:
         self._listed = set()
         if self._claims is not None:
-            # Rebuilt from the list; the old claims come back if the list fails half-way.
-            self._claims_before = (self._claims, dict(self._ledger.collisions))
-            self._claims = {}
-            self._ledger.collisions.clear()
+            self._claims.list_begin()
 
     async def source_list_end(self) -> None:
-        self._claims_before = None
-        deferred, self._deferred = self._deferred, {}
-        for dkey, src_ns in deferred.items():
-            claim = (self._claims or {}).get(dkey)
-            if claim and claim[0] == src_ns:  # the smaller namespace is really gone
-                await self._queue.put(
-                    dkey,
-                    Work(REFETCH, source_key=object_key(src_ns, split_key(dkey)[1]), force=True,
-                         seen=self._clock.monotonic()),
-                )
+        deferred = self._claims.list_end() if self._claims is not None else {}
+        for dkey, src_ns in deferred.items():  # the smaller namespace is really gone
+            await self._queue.put(
+                dkey,
+                Work(REFETCH, source_key=object_key(src_ns, split_key(dkey)[1]), force=True,
+                     seen=self._clock.monotonic()),
+            )
         listed, self._listed = self._listed, None
         if listed is None:
             return
@@ -552,7 +521,7 @@ class Shard:
         for key in self._queue.pending_keys() + self._queue.processing_keys():
             if key not in listed and key not in self._holdings:
                 await self._queue.put(key, Work(DELETE, seen=self._clock.monotonic()))
-        if self.spec.deletion_policy == "Orphan":
+        if not removes_copies(self.spec):
             return
         gone = [k for k in self._holdings if k not in listed]
         owned = len(self._holdings)
@@ -573,11 +542,8 @@ class Shard:
 
     def source_list_abort(self) -> None:
         self._listed = None  # a partial list proves nothing: no deletes from it
-        self._deferred = {}
-        if self._claims_before is not None:
-            self._claims, collisions = self._claims_before
-            self._ledger.collisions = collisions
-            self._claims_before = None
+        if self._claims is not None:
+            self._claims.list_abort()
 
     # -- destination side --------------------------------------------------------
 
@@ -705,7 +671,7 @@ class Shard:
         return f"conflicts: {text}" + (f" and {more} more" if more > 0 else "")
 
     def _collision_message(self) -> str:
-        items = sorted(self._ledger.collisions.items())[: self._options.report_sample]
+        items = sorted(self._collisions().items())[: self._options.report_sample]
         parts = [f"{k} <- {', '.join(v)} (winner {v[0]})" for k, v in items]
         return f"namespace mapping collisions: {'; '.join(parts)}"
 

@@ -31,6 +31,7 @@ from ray_syncer.engine.clock import Clock
 from ray_syncer.engine.options import EngineOptions
 from ray_syncer.engine.ratelimit import Backoff
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
+from ray_syncer.kube.errors import describe_error
 from ray_syncer.metrics import ShardMetrics
 
 # A watch stream that stays open this long (real seconds) counts as healthy again.
@@ -47,13 +48,6 @@ class WatchHandler(Protocol):
     async def list_abort(self) -> None: ...
 
     async def event(self, type: str, obj: dict[str, Any]) -> None: ...
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short, secret-free description of an API or transport error."""
-    if isinstance(exc, ApiError):
-        return f"{exc.status} {exc.reason}: {exc.message}"[:300]
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 class Watcher:

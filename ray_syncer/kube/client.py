@@ -22,170 +22,25 @@ message, repr or log line produced here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import orjson
 
-from ray_syncer.kube.config import ClusterConfig, KubeconfigError, refresh_exec_token
+from ray_syncer.kube.config import ClusterConfig
+from ray_syncer.kube.credentials import BearerToken
+from ray_syncer.kube.errors import HTTP_REASONS, ApiError, TransportError, error_from_response
+from ray_syncer.kube.resources import DiscoveryCache, ResourceInfo
 from ray_syncer.kube.tls import TlsMaterialError, ssl_context
 
+# ApiError, TransportError and ResourceInfo are part of the client's interface.
 __all__ = ["ApiError", "KubeClient", "ResourceInfo", "TransportError", "build_ssl_context"]
 
-_HTTP_REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    406: "NotAcceptable",
-    409: "Conflict",
-    410: "Expired",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
-_MAX_MESSAGE = 2000
 # How long a watch may run past its own timeoutSeconds before we give up on it.
 _WATCH_MARGIN_S = 30.0
-# Re-run an exec credential plugin this long before its token expires.
-_EXEC_REFRESH_MARGIN_S = 60.0
-# Re-read a rotating service-account token file this often.
-_TOKEN_FILE_REFRESH_S = 60.0
-
-
-class ApiError(Exception):
-    """A non-2xx answer from the API server, parsed from its ``kind: Status`` body."""
-
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        message: str = "",
-        *,
-        retry_after: float | None = None,
-        causes: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(f"{status} {reason}: {message}" if message else f"{status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
-        self.causes: list[dict[str, Any]] = causes or []
-
-    def __repr__(self) -> str:
-        return (
-            f"ApiError(status={self.status}, reason={self.reason!r}, message={self.message!r}, "
-            f"retry_after={self.retry_after})"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only fields survive pickling (errors cross the Ray boundary).
-        return (
-            _rebuild_api_error,
-            (self.status, self.reason, self.message, self.retry_after, self.causes),
-        )
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
-
-    @property
-    def retryable(self) -> bool:
-        return self.status == 429 or self.status >= 500
-
-    @property
-    def invalid(self) -> bool:
-        return self.status in (400, 422)
-
-    @property
-    def forbidden(self) -> bool:
-        return self.status == 403
-
-    @property
-    def unauthorized(self) -> bool:
-        return self.status == 401
-
-
-def _rebuild_api_error(
-    status: int, reason: str, message: str, retry_after: float | None, causes: list[dict[str, Any]]
-) -> ApiError:
-    return ApiError(status, reason, message, retry_after=retry_after, causes=causes)
-
-
-class TransportError(Exception):
-    """The request did not get an HTTP answer: refused, reset, timed out, TLS failure.
-
-    Always retryable. The message names the method, path and cause, never credentials.
-    """
-
-
-@dataclass(frozen=True)
-class ResourceInfo:
-    """One resource kind as served by discovery, and how to build its URLs."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool
-    has_status: bool = False
-    verbs: frozenset[str] = frozenset()
-    singular: str = ""
-    short_names: tuple[str, ...] = ()
-
-    @property
-    def group_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def api_version(self) -> str:
-        """The ``apiVersion`` field of objects of this kind (same as ``group_version``)."""
-        return self.group_version
-
-    def path(
-        self,
-        *,
-        namespace: str | None = None,
-        name: str | None = None,
-        subresource: str | None = None,
-    ) -> str:
-        """``/api/v1/...`` (core) or ``/apis/<group>/<version>/...``.
-
-        ``namespace`` is ignored for cluster-scoped kinds, and ``None`` for a
-        namespaced kind means "all namespaces" (list/watch only).
-        """
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        if name is not None:
-            if not name:
-                raise ValueError("empty object name")
-            base += f"/{quote(name, safe='')}"
-        if subresource:
-            if name is None:
-                raise ValueError("a subresource needs an object name")
-            base += f"/{subresource}"
-        return base
 
 
 def build_ssl_context(config: ClusterConfig) -> ssl.SSLContext | None:
@@ -194,32 +49,6 @@ def build_ssl_context(config: ClusterConfig) -> ssl.SSLContext | None:
         return ssl_context(config)
     except TlsMaterialError as exc:
         raise TransportError(f"{config.name}: {exc}") from None
-
-
-def _error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> ApiError:
-    reason = _HTTP_REASONS.get(status, "InternalError" if status >= 500 else "Unknown")
-    message = ""
-    causes: list[dict[str, Any]] = []
-    retry_after: float | None = None
-    try:
-        doc = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict) and doc.get("kind") == "Status":
-        reason = doc.get("reason") or reason
-        message = str(doc.get("message") or "")
-        details = doc.get("details") or {}
-        if isinstance(details, dict):
-            causes = [c for c in details.get("causes") or [] if isinstance(c, dict)]
-            if details.get("retryAfterSeconds"):
-                retry_after = float(details["retryAfterSeconds"])
-    elif body:
-        message = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip()
-    header = headers.get("Retry-After")
-    if header:
-        with contextlib.suppress(ValueError):
-            retry_after = max(0.0, float(header))
-    return ApiError(status, reason, message[:_MAX_MESSAGE], retry_after=retry_after, causes=causes)
 
 
 def _params(params: Mapping[str, Any] | None) -> dict[str, str]:
@@ -271,16 +100,10 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = build_ssl_context(config)
-        self._token = config.token
-        self._token_read_at = clock()
-        self._token_expires_at = config.token_expires_at
-        self._exec_stale = False
-        self._exec_lock = asyncio.Lock()
-        self._clock = clock
-        self._discovery_ttl = discovery_ttl
-        self._negative_ttl = negative_ttl
-        self._groups: tuple[float, asyncio.Task[dict[str, list[str]]]] | None = None
-        self._resources: dict[tuple[str, str], tuple[float, asyncio.Task[list[ResourceInfo]]]] = {}
+        self._token = BearerToken(config, clock=clock)
+        self._discovery = DiscoveryCache(
+            self.request, clock=clock, discovery_ttl=discovery_ttl, negative_ttl=negative_ttl
+        )
         self._closed = False
 
     def __repr__(self) -> str:
@@ -296,12 +119,7 @@ class KubeClient:
 
     async def close(self) -> None:
         self._closed = True
-        entries = [self._groups, *self._resources.values()]
-        for entry in entries:
-            if entry is not None and not entry[1].done():
-                entry[1].cancel()
-        self._groups = None
-        self._resources.clear()
+        self._discovery.close()
         for session in (self._session, self._watch_session):
             if session is not None:
                 await session.close()
@@ -338,50 +156,6 @@ class KubeClient:
         if self._watch_session is None or self._watch_session.closed:
             self._watch_session = self._new_session(0)  # 0: no limit, one connection per watch
         return self._watch_session
-
-    async def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if content_type:
-            headers["Content-Type"] = content_type
-        if self.config.exec_config:
-            await self._refresh_exec_if_due()
-        token = self._current_token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
-
-    def _exec_due(self) -> bool:
-        if self._token is None or self._exec_stale:
-            return True
-        expires = self._token_expires_at
-        return expires is not None and time.time() > expires - _EXEC_REFRESH_MARGIN_S
-
-    async def _refresh_exec_if_due(self) -> None:
-        # Exec plugin tokens expire (EKS: 15 min): re-run the plugin ahead of expiry,
-        # once for all concurrent requests, off the event loop.
-        if not self._exec_due():
-            return
-        async with self._exec_lock:
-            if not self._exec_due():
-                return
-            try:
-                token, expires = await asyncio.to_thread(refresh_exec_token, self.config)
-            except KubeconfigError as exc:
-                raise TransportError(exc.message) from None
-            self._token, self._token_expires_at, self._exec_stale = token, expires, False
-
-    def _current_token(self) -> str | None:
-        path = self.config.token_file
-        if path and (
-            self._token is None or self._clock() - self._token_read_at > _TOKEN_FILE_REFRESH_S
-        ):
-            # Service-account tokens are rotated by the kubelet: re-read the file.
-            with contextlib.suppress(OSError):
-                value = Path(path).read_text().strip()
-                if value:
-                    self._token = value
-            self._token_read_at = self._clock()
-        return self._token
 
     def _request_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {}
@@ -422,7 +196,7 @@ class KubeClient:
                 raw = await resp.read()
                 if resp.status >= 400:
                     self._note_failure(resp.status)
-                    raise _error_from_response(resp.status, raw, resp.headers)
+                    raise error_from_response(resp.status, raw, resp.headers)
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(method, path, exc) from None
         if not raw:
@@ -433,11 +207,18 @@ class KubeClient:
             raise ApiError(resp.status, "InvalidResponse", "response body is not JSON") from None
         return doc if isinstance(doc, dict) else {"items": doc}
 
+    async def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        token = await self._token.current()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
     def _note_failure(self, status: int) -> None:
         if status == 401:
-            # A rotated token file or an expired plugin token: renew it next time.
-            self._token_read_at = float("-inf")
-            self._exec_stale = bool(self.config.exec_config)
+            self._token.unauthorized()
 
     def _transport_error(self, method: str, path: str, exc: BaseException) -> TransportError:
         if isinstance(exc, asyncio.TimeoutError):
@@ -448,85 +229,22 @@ class KubeClient:
 
     # ----------------------------------------------------------------- discovery
 
+    # ----------------------------------------------------------------- discovery
+
     async def server_groups(self) -> dict[str, list[str]]:
         """Group -> served versions, preferred first; ``""`` is the core group. Cached."""
-        entry = self._groups
-        if entry is None or self._stale(entry, negative=False):
-            entry = (self._clock(), asyncio.ensure_future(self._fetch_groups()))
-            self._groups = entry
-        return await asyncio.shield(entry[1])
-
-    def _stale(self, entry: tuple[float, asyncio.Task[Any]], *, negative: bool) -> bool:
-        at, task = entry
-        if not task.done():
-            return False  # share the request in flight
-        if task.cancelled() or task.exception() is not None:
-            return True  # never cache failures
-        age = self._clock() - at
-        return age > (self._negative_ttl if negative else self._discovery_ttl)
-
-    async def _fetch_groups(self) -> dict[str, list[str]]:
-        core, apis = await asyncio.gather(self.request("GET", "/api"), self.request("GET", "/apis"))
-        out: dict[str, list[str]] = {"": [str(v) for v in core.get("versions") or []]}
-        for g in apis.get("groups") or []:
-            versions = [v["version"] for v in g.get("versions") or [] if "version" in v]
-            preferred = (g.get("preferredVersion") or {}).get("version")
-            if preferred in versions:
-                versions.remove(preferred)
-                versions.insert(0, preferred)
-            out[g["name"]] = versions
-        return out
+        return await self._discovery.server_groups()
 
     async def resources(self, group: str, version: str) -> list[ResourceInfo]:
         """The kinds served under group/version (``[]`` when it is not served). Cached."""
-        key = (group, version)
-        entry = self._resources.get(key)
-        if entry is None or self._stale(entry, negative=_is_empty(entry[1])):
-            entry = (self._clock(), asyncio.ensure_future(self._fetch_resources(group, version)))
-            self._resources[key] = entry
-        return await asyncio.shield(entry[1])
-
-    async def _fetch_resources(self, group: str, version: str) -> list[ResourceInfo]:
-        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        try:
-            doc = await self.request("GET", path)
-        except ApiError as exc:
-            if exc.not_found or exc.status == 503:
-                # 503: an aggregated API that is down is "not served" for now.
-                return []
-            raise
-        entries = doc.get("resources") or []
-        subresources = {e["name"] for e in entries if "/" in e.get("name", "")}
-        out: list[ResourceInfo] = []
-        for e in entries:
-            name = e.get("name", "")
-            if not name or "/" in name:
-                continue
-            out.append(
-                ResourceInfo(
-                    group=group,
-                    version=version,
-                    kind=e.get("kind", ""),
-                    plural=name,
-                    namespaced=bool(e.get("namespaced")),
-                    has_status=f"{name}/status" in subresources,
-                    verbs=frozenset(e.get("verbs") or ()),
-                    singular=e.get("singularName") or "",
-                    short_names=tuple(e.get("shortNames") or ()),
-                )
-            )
-        return out
+        return await self._discovery.resources(group, version)
 
     async def resolve(self, group: str, version: str, kind: str) -> ResourceInfo | None:
-        for info in await self.resources(group, version):
-            if info.kind == kind:
-                return info
-        return None
+        return await self._discovery.resolve(group, version, kind)
 
     def invalidate_discovery(self) -> None:
         """Forget cached discovery (call when a kind goes missing or a CRD appears)."""
-        self._groups = None
-        self._resources.clear()
+        self._discovery.invalidate()
 
     # ----------------------------------------------------------------- reads
 
@@ -650,7 +368,7 @@ class KubeClient:
                 except _TRANSPORT_ERRORS as exc:
                     raise self._transport_error("WATCH", path, exc) from None
                 self._note_failure(resp.status)
-                raise _error_from_response(resp.status, raw, resp.headers)
+                raise error_from_response(resp.status, raw, resp.headers)
             buf = bytearray()
             scan = 0
             try:
@@ -794,10 +512,6 @@ class KubeClient:
         return doc
 
 
-def _is_empty(task: asyncio.Task[list[ResourceInfo]]) -> bool:
-    return task.done() and not task.cancelled() and task.exception() is None and not task.result()
-
-
 def _decode_event(line: bytes) -> dict[str, Any] | None:
     line = line.strip()
     if not line:
@@ -812,7 +526,7 @@ def _decode_event(line: bytes) -> dict[str, Any] | None:
         status = event.get("object") or {}
         code = int(status.get("code") or 500)
         reason = status.get("reason") or (
-            "Expired" if code == 410 else _HTTP_REASONS.get(code, "InternalError")
+            "Expired" if code == 410 else HTTP_REASONS.get(code, "InternalError")
         )
         raise ApiError(
             code,

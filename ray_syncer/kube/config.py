@@ -36,8 +36,6 @@ from urllib.parse import urlsplit
 
 import yaml
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.dateutil import parse_rfc3339
-from kubernetes.config.exec_provider import ExecProvider
 from kubernetes.config.kube_config import (
     ENV_KUBECONFIG_PATH_SEPARATOR,
     ConfigNode,
@@ -352,6 +350,33 @@ def _build(
     TLS data is read through the library's ``FileOrData.as_data`` (inline data,
     or the file's content for trusted configs), never written anywhere.
     """
+    loader = _authenticated_loader(config_dict, ctx_name, secrets, config_base_path)
+    token = _bearer_token(loader, ctx_name)
+    base = config_base_path or ""
+    exec_config, expires_at = _exec_details(loader, user, token, ctx_name, base)
+    token_file = None
+    if not user.get("token") and user.get("tokenFile"):
+        token_file = os.path.normpath(os.path.join(base, str(user["tokenFile"])))
+    config = ClusterConfig(
+        server=str(cluster["server"]).rstrip("/"),
+        token=token,
+        ca_data=_tls_data(cluster, "certificate-authority", base),
+        client_cert_data=_tls_data(user, "client-certificate", base),
+        client_key_data=_tls_data(user, "client-key", base),
+        insecure_skip_tls_verify=_truthy(cluster.get("insecure-skip-tls-verify", False)),
+        name=ctx_name,
+        tls_server_name=cluster.get("tls-server-name") or None,
+        token_file=token_file,
+        exec_config=exec_config,
+        token_expires_at=expires_at,
+    )
+    _check_tls(config, ctx_name)
+    return config
+
+
+def _authenticated_loader(
+    config_dict: Any, ctx_name: str, secrets: list[str], config_base_path: str | None
+) -> Any:
     try:
         loader = KubeConfigLoader(
             config_dict=config_dict, active_context=ctx_name, config_base_path=config_base_path
@@ -363,7 +388,10 @@ def _build(
         raise KubeconfigError(
             "KubeconfigInvalid", _scrub(f"cannot load credentials: {exc}", secrets)
         ) from None
+    return loader
 
+
+def _bearer_token(loader: Any, ctx_name: str) -> str | None:
     token: str | None = None
     header = getattr(loader, "token", None)
     if isinstance(header, str):
@@ -381,50 +409,39 @@ def _build(
             "UnsupportedAuth",
             f"context {ctx_name!r}: exec plugins that return client certificates are not supported",
         )
+    return token
 
-    base = config_base_path or ""
 
-    def data(body: Mapping[str, Any], key: str, what: str) -> bytes | None:
-        try:
-            raw = FileOrData(dict(body), key, file_base_path=base).as_data()
-        except OSError as exc:
-            raise KubeconfigError(
-                "KubeconfigInvalid", f"cannot read {what} file: {exc.strerror}"
-            ) from None
-        return _b64(raw, what) if raw else None
-
-    exec_config: str | None = None
-    expires_at: float | None = None
+def _exec_details(
+    loader: Any, user: Mapping[str, Any], token: str | None, ctx_name: str, base: str
+) -> tuple[str | None, float | None]:
+    """(the exec plugin's config, to run it again later; when its token expires)."""
     uses_exec = user.get("exec") is not None and not (
         user.get("auth-provider") or user.get("token") or user.get("tokenFile")
     )
-    if uses_exec:
-        if token is None:
-            raise KubeconfigError(
-                "ExecPluginFailed",
-                f"context {ctx_name!r}: the exec credential plugin returned no token",
-            )
-        exec_config = json.dumps({"exec": _plain(user["exec"]), "cwd": base or None})
-        expiry = getattr(loader, "expiry", None)
-        expires_at = expiry.timestamp() if expiry is not None else None
+    if not uses_exec:
+        return None, None
+    if token is None:
+        raise KubeconfigError(
+            "ExecPluginFailed",
+            f"context {ctx_name!r}: the exec credential plugin returned no token",
+        )
+    exec_config = json.dumps({"exec": _plain(user["exec"]), "cwd": base or None})
+    expiry = getattr(loader, "expiry", None)
+    return exec_config, expiry.timestamp() if expiry is not None else None
 
-    server = str(cluster["server"]).rstrip("/")
-    token_file = None
-    if not user.get("token") and user.get("tokenFile"):
-        token_file = os.path.normpath(os.path.join(base, str(user["tokenFile"])))
-    config = ClusterConfig(
-        server=server,
-        token=token,
-        ca_data=data(cluster, "certificate-authority", "certificate-authority"),
-        client_cert_data=data(user, "client-certificate", "client-certificate"),
-        client_key_data=data(user, "client-key", "client-key"),
-        insecure_skip_tls_verify=_truthy(cluster.get("insecure-skip-tls-verify", False)),
-        name=ctx_name,
-        tls_server_name=cluster.get("tls-server-name") or None,
-        token_file=token_file,
-        exec_config=exec_config,
-        token_expires_at=expires_at,
-    )
+
+def _tls_data(body: Mapping[str, Any], key: str, base: str) -> bytes | None:
+    try:
+        raw = FileOrData(dict(body), key, file_base_path=base).as_data()
+    except OSError as exc:
+        raise KubeconfigError(
+            "KubeconfigInvalid", f"cannot read {key} file: {exc.strerror}"
+        ) from None
+    return _b64(raw, key) if raw else None
+
+
+def _check_tls(config: ClusterConfig, ctx_name: str) -> None:
     if bool(config.client_cert_data) != bool(config.client_key_data):
         raise KubeconfigError(
             "KubeconfigInvalid",
@@ -435,7 +452,6 @@ def _build(
         ssl_context(config)
     except TlsMaterialError as exc:
         raise KubeconfigError("KubeconfigInvalid", f"context {ctx_name!r}: {exc}") from None
-    return config
 
 
 # --------------------------------------------------------------------------- public API
@@ -525,30 +541,6 @@ def _defining_dir(merged: Any, *, user_name: Any) -> str:
         if node.path:
             return os.path.abspath(os.path.dirname(node.path))
     return ""
-
-
-def refresh_exec_token(config: ClusterConfig) -> tuple[str, float | None]:
-    """Run ``config``'s exec credential plugin again: (token, expiry unix time or None).
-
-    Blocking (a subprocess): call it in a thread. Uses the official ExecProvider.
-    Raises ``KubeconfigError(ExecPluginFailed)`` with a message free of plugin output.
-    """
-    if not config.exec_config:
-        raise KubeconfigError("ExecPluginFailed", f"{config.name}: no exec plugin configured")
-    spec = json.loads(config.exec_config)
-    try:
-        status = ExecProvider(ConfigNode("exec", spec["exec"]), spec.get("cwd"), None).run()
-    except (ConfigException, OSError, KeyError, TypeError, ValueError) as exc:
-        raise KubeconfigError(
-            "ExecPluginFailed", f"{config.name}: exec plugin failed ({type(exc).__name__})"
-        ) from None
-    token = status.get("token") if isinstance(status, Mapping) else None
-    if not token:
-        raise KubeconfigError("ExecPluginFailed", f"{config.name}: exec plugin returned no token")
-    expires_at = None
-    if status.get("expirationTimestamp"):
-        expires_at = parse_rfc3339(status["expirationTimestamp"]).timestamp()
-    return str(token), expires_at
 
 
 def load_in_cluster(

@@ -1,4 +1,4 @@
-"""TLS contexts built in memory from a ``ClusterConfig``.
+"""TLS contexts built in memory from a cluster's TLS material (a ``ClusterConfig``).
 
 Why this exists: kubeconfigs carry CA and client certificate material as data,
 and key material should never be written to disk. ``config.py`` calls this to
@@ -12,19 +12,31 @@ import contextlib
 import os
 import ssl
 import tempfile
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ray_syncer.kube.config import ClusterConfig
+__all__ = ["TlsMaterial", "TlsMaterialError", "ssl_context"]
 
-__all__ = ["TlsMaterialError", "ssl_context"]
+
+class TlsMaterial(Protocol):
+    """What a TLS context is made of; ``kube.config.ClusterConfig`` has it."""
+
+    @property
+    def server(self) -> str: ...
+    @property
+    def insecure_skip_tls_verify(self) -> bool: ...
+    @property
+    def ca_data(self) -> bytes | None: ...
+    @property
+    def client_cert_data(self) -> bytes | None: ...
+    @property
+    def client_key_data(self) -> bytes | None: ...
 
 
 class TlsMaterialError(ValueError):
     """Certificate or key data that cannot be loaded (the message holds no material)."""
 
 
-def ssl_context(config: ClusterConfig) -> ssl.SSLContext | None:
+def ssl_context(config: TlsMaterial) -> ssl.SSLContext | None:
     """An in-memory TLS context for ``config`` (None for plain http)."""
     if not config.server.startswith("https://"):
         return None
@@ -51,7 +63,7 @@ def ssl_context(config: ClusterConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def _load_client_cert(ctx: ssl.SSLContext, config: ClusterConfig) -> None:
+def _load_client_cert(ctx: ssl.SSLContext, config: TlsMaterial) -> None:
     # Python's ssl module can only read a certificate chain from a file path. We
     # use an anonymous in-memory file (memfd, Linux) so the key never touches a
     # disk; elsewhere a private 0600 temp file that is deleted right after

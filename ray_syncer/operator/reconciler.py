@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from ray_syncer import API_GROUP, API_VERSION, KIND, PLURAL
@@ -46,9 +46,11 @@ from ray_syncer.fencing import (
     check_identity,
     fence_identity,
 )
+from ray_syncer.fleet.plan import DesiredShard
+from ray_syncer.fleet.supervisor import Fleet, SupervisorReport
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
 from ray_syncer.kube.config import ClusterConfig, KubeconfigError, load_kubeconfig_text
-from ray_syncer.operator.executor import SupervisorReport
+from ray_syncer.kube.events import post_event
 from ray_syncer.operator.planner import Tenancy, expand_rules, plan_syncer, revision
 from ray_syncer.operator.status import (
     Problem,
@@ -57,7 +59,6 @@ from ray_syncer.operator.status import (
     condition,
     should_write,
 )
-from ray_syncer.operator.supervisor import DesiredShard
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,6 @@ CRD_RES = ResourceInfo(
 )
 COMPONENT = "krm-syncer"
 SECRET_CACHE_TTL_S = 60.0
-
-
-class Backend(Protocol):
-    async def apply(self, desired: Mapping[str, DesiredShard]) -> SupervisorReport: ...
-    async def shutdown(self) -> int: ...
 
 
 @dataclass
@@ -152,7 +148,7 @@ class Reconciler:
         self,
         client: KubeClient,
         own_config: ClusterConfig,
-        backend: Backend,
+        backend: Fleet,
         settings: Settings | None = None,
         *,
         client_factory: Callable[[ClusterConfig], Any] = KubeClient,
@@ -719,35 +715,12 @@ class Reconciler:
                 )
 
     async def _emit(self, raw: Mapping[str, Any], etype: str, reason: str, message: str) -> None:
-        meta = raw.get("metadata") or {}
-        ns = meta.get("namespace") or "default"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": ns},
-            "involvedObject": {
-                "apiVersion": f"{API_GROUP}/{API_VERSION}",
-                "kind": KIND,
-                "name": meta.get("name"),
-                "namespace": ns,
-                "uid": meta.get("uid"),
-                "resourceVersion": meta.get("resourceVersion"),
-            },
-            "reason": reason,
-            "message": message[:1024],
-            "type": etype,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self._instance,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
-        try:
-            await self.client.request("POST", f"/api/v1/namespaces/{ns}/events", body=event)
-        except (ApiError, TransportError) as exc:
-            log.warning("event %s not recorded: %s", reason, type(exc).__name__)
+        involved = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, **raw}
+        recorded = await post_event(self.client, involved, reason=reason, message=message,
+                                    etype=etype, component=COMPONENT, instance=self._instance,
+                                    now=self.clock())
+        if not recorded:
+            log.warning("event %s not recorded", reason)
 
     def shard_specs(self) -> dict[str, ShardSpec]:
         return {sid: d.spec for st in self.state.values() for sid, d in st.shards.items()}

@@ -1,6 +1,6 @@
 """An in-memory Kubernetes API server for tests, demos and benchmarks.
 
-``from ray_syncer.testing import ApiServer`` gives a server that speaks real
+``from ray_syncer_testkit import ApiServer`` gives a server that speaks real
 HTTP(S) to the official ``kubernetes`` client, kubectl and ray_syncer.kube:
 discovery, CRUD with resourceVersions, watch, server-side apply, CRDs, the
 status subresource, bearer-token auth and fault injection. See

@@ -1,6 +1,6 @@
 """The supervisor's decisions: desired shards vs running shards -> ordered actions.
 
-Why it exists: the supervisor actor (``ray_syncer.actors``) must stop redundant
+Why it exists: the supervisor actor (``fleet.actors``) must stop redundant
 shards before starting missing ones, restart failed or changed ones, pack shards
 into host actors and never run one shard twice. Those rules are plain Python
 here, so they are tested without Ray; the actor only gathers ``HostView``s

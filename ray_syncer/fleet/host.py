@@ -2,10 +2,10 @@
 
 Why it exists: a Ray actor is a process (≈47 MB), so large fleets pack many
 shards into one host. This is the plain-asyncio core of a host; the Ray actor
-in ``ray_syncer.actors`` is a thin wrapper around it, and tests drive it
+in ``fleet.actors`` is a thin wrapper around it, and tests drive it
 directly with fake shards. It meets its neighbours like this:
 
-* the supervisor (``operator.executor``) calls ``start_shard`` / ``stop_shard``
+* the supervisor (``fleet.supervisor``) calls ``start_shard`` / ``stop_shard``
   and reads ``report()``, which says which shards run, at which revision,
   whether their task died (``failed``), their ``ShardHealth`` and this
   process's metrics snapshot;
@@ -30,12 +30,12 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ray_syncer.engine.spec import ShardHealth, ShardState
-from ray_syncer.operator.supervisor import DesiredShard, RunningShard
+from ray_syncer.fleet.plan import DesiredShard, RunningShard
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ClientLike(Protocol):
 
 
 class ShardGauges(Protocol):
-    """Per-shard gauges kept somewhere else too (Ray's metrics: ``ray_syncer.actors``)."""
+    """Per-shard gauges kept somewhere else too (Ray's metrics: ``fleet.actors``)."""
 
     def record(self, health: Sequence[ShardHealth], syncers: dict[str, str]) -> None: ...
     def clear(self, shard_id: str, syncer_key: str) -> None: ...
@@ -131,14 +131,9 @@ def default_shard_factory(
     desired: DesiredShard, source: Any, dest: Any, *, write_gate: Any = None
 ) -> ShardLike:
     from ray_syncer.engine.shard import Shard
+    from ray_syncer.metrics import ShardMetrics
 
-    metrics = None
-    try:
-        from ray_syncer.metrics import ShardMetrics
-
-        metrics = ShardMetrics(desired.spec.syncer_key, desired.shard_id)
-    except ImportError:  # metrics module not available in this build
-        metrics = None
+    metrics = ShardMetrics(desired.spec.syncer_key, desired.shard_id)
     return Shard(
         desired.spec, source=source, dest=dest, options=desired.options, metrics=metrics,
         write_gate=write_gate,
@@ -146,12 +141,9 @@ def default_shard_factory(
 
 
 def _metrics_snapshot() -> Any:
-    try:
-        from ray_syncer import metrics
-    except ImportError:
-        return None
-    snap = getattr(metrics, "snapshot", None)
-    return snap() if callable(snap) else None
+    from ray_syncer import metrics
+
+    return metrics.snapshot()
 
 
 @dataclass
@@ -348,16 +340,3 @@ class HostCore:
             metrics=_metrics_snapshot(),
             planned=self.label.shards,
         )
-
-
-async def gather_with_timeout(
-    calls: dict[str, Awaitable[Any]], *, timeout: float
-) -> dict[str, Any | BaseException]:
-    """Await several calls; each result is its value or the exception it raised (incl. timeout)."""
-
-    async def one(aw: Awaitable[Any]) -> Any:
-        return await asyncio.wait_for(aw, timeout=timeout)
-
-    keys = list(calls)
-    results = await asyncio.gather(*(one(calls[k]) for k in keys), return_exceptions=True)
-    return dict(zip(keys, results, strict=True))

@@ -1,12 +1,12 @@
 """The supervisor's loop body: observe hosts, plan, execute actions in order.
 
-Why it exists: the supervisor actor (``ray_syncer.actors.SupervisorActor``)
-must re-attach to live hosts by name after a restart, restart failed shards
-and never duplicate one. This module is that loop in plain asyncio, written
-against a small ``HostDriver`` protocol; ``ray_syncer.actors`` implements the
-driver with named Ray actors, and tests implement it in-process with fake
-shards. Decisions come from ``operator.supervisor.plan``; hosts are run by
-``operator.host.HostCore``.
+Why it exists: the supervisor actor (``fleet.actors.SupervisorActor``) must
+re-attach to live hosts by name after a restart, restart failed shards and
+never duplicate one. This module is that loop in plain asyncio, written
+against a small ``HostDriver`` protocol; ``fleet.actors`` implements the
+driver with named Ray actors, ``LocalDriver`` below runs hosts in this process
+(the demo, tests). Decisions come from ``fleet.plan.plan``; hosts are run by
+``fleet.host.HostCore``. ``Fleet`` is what the operator holds of all this.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ray_syncer.engine.spec import ShardHealth
-from ray_syncer.operator.host import HostLabel, HostReport
-from ray_syncer.operator.supervisor import (
+from ray_syncer.fleet.host import HostLabel, HostReport
+from ray_syncer.fleet.plan import (
     AUTOMATIC,
     DesiredShard,
     HostView,
@@ -34,6 +34,18 @@ log = logging.getLogger(__name__)
 
 class HostGone(Exception):
     """The host actor no longer exists (its name is free)."""
+
+
+class Fleet(Protocol):
+    """What the operator holds of the fleet: the desired shards in, a report out, and a stop.
+
+    ``SupervisorCore`` is one, in this process over any ``HostDriver``;
+    ``fleet.actors.RayBackend`` is the Ray one (the supervisor actor). The
+    controller (``operator/``) depends on the fleet through this alone.
+    """
+
+    async def apply(self, desired: Mapping[str, DesiredShard]) -> SupervisorReport: ...
+    async def shutdown(self) -> int: ...
 
 
 class HostDriver(Protocol):
@@ -186,7 +198,7 @@ class LocalDriver:
     """Hosts as in-process ``HostCore`` objects: the supervisor without Ray (tests, dry runs)."""
 
     def __init__(self, *, shard_factory: Any = None, client_factory: Any = None) -> None:
-        from ray_syncer.operator.host import HostCore
+        from ray_syncer.fleet.host import HostCore
 
         self._new = lambda name, key, planned: HostCore(
             name,

@@ -1,0 +1,327 @@
+"""Starting, probing and stopping the Ray this process uses: a joined cluster or a local one.
+
+Why it exists: ``ray-syncer run`` (and the demo and tests) either joins a Ray
+cluster (``--ray-address``, ``RAY_ADDRESS``) or starts a local Ray of its own,
+and a stop must never hang on Ray. So:
+
+* :func:`connect` joins or starts Ray in the ``krmsyncer`` namespace; a local
+  Ray's GCS and raylet are remembered (by pid) as they are started;
+* :func:`unavailable` says, within a bounded time, whether Ray is down (a local
+  Ray whose GCS or raylet exited) or does not answer (its GCS stays silent);
+* :func:`disconnect` runs ``ray.shutdown()`` in a daemon thread, bounded;
+* :func:`kill_local_ray` ends whatever is left of a local Ray this process
+  started, to the last process (never a cluster it only joined).
+
+Ray's private API, used here only: the GCS ping in :func:`unavailable` calls
+the connected worker's GCS client (``ray._private.worker.global_worker``)
+because no public call takes a timeout and returns; everything else is public
+Ray API or this process's own view of its children (``/proc``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+log = logging.getLogger(__name__)
+
+RAY_NAMESPACE = "krmsyncer"
+PROBE_TIMEOUT_S = 1.5  # how long a stop waits for Ray's GCS to answer before skipping Ray calls
+# The processes without which a local Ray is down (their /proc comm names).
+_ESSENTIAL = ("gcs_server", "raylet")
+
+# Set by connect(): True when this process started the local Ray (so it may end it), and the
+# pids of that Ray's essential processes.
+_started_local = False
+_essential: dict[int, str] = {}
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is down or does not answer: a call that needs it would hang."""
+
+    safe_to_log = True  # the message is ours (no cluster data): the operator logs it
+
+
+def connect(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    include_dashboard: bool | None = None,
+    log_to_driver: bool = True,
+    object_store_memory: int | None = None,
+    adopt_orphans: bool = False,
+) -> bool:
+    """Connect to Ray (``address``, else RAY_ADDRESS, else start a local Ray). True if started locally.
+
+    ``adopt_orphans`` (``ray-syncer run``): before starting a local Ray, become a
+    child subreaper (Linux), so that processes of that Ray whose parent died
+    (workers and agents of a dead raylet) stay our descendants and
+    ``kill_local_ray()`` finds them.
+    """
+    global _started_local
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _started_local = False
+        ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=log_to_driver)
+        return False
+    # Ray 2.60 enables token auth by default; the embedded local Ray runs without it.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict[str, Any] = {
+        "namespace": RAY_NAMESPACE,
+        "log_to_driver": log_to_driver,
+    }
+    if num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    if include_dashboard is not None:
+        kwargs["include_dashboard"] = include_dashboard
+    if object_store_memory is not None:
+        kwargs["object_store_memory"] = object_store_memory
+    if adopt_orphans:
+        _become_subreaper()
+    _started_local = True  # set first: a signal during ray.init must still clean up
+    ray.init(**kwargs)
+    _remember_essentials()
+    return True
+
+
+def disconnect(timeout: float | None = None) -> bool:
+    """``ray.shutdown()``; with ``timeout``, in a daemon thread: False if it did not finish in time.
+
+    A shutdown that did not finish is abandoned (its thread may stay blocked:
+    the caller must then end the process with ``os._exit``; interpreter exit
+    would run Ray's atexit shutdown and block on the same lock).
+    """
+    if not ray.is_initialized():
+        return True
+    if timeout is None:
+        ray.shutdown()
+        return True
+    finished = threading.Event()
+
+    def shutdown() -> None:
+        try:
+            ray.shutdown()
+        except Exception as exc:
+            log.warning("ray.shutdown failed: %s", type(exc).__name__)
+        finally:
+            finished.set()
+
+    threading.Thread(target=shutdown, name="ray-shutdown", daemon=True).start()
+    return finished.wait(max(0.0, timeout))
+
+
+def unavailable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why Ray cannot be used now, or None when its GCS answers; blocks at most about ``timeout``.
+
+    A local Ray (started by this process) is down when any of its processes
+    (GCS, raylet, dashboard, log monitor...) has exited.
+    """
+    if not ray.is_initialized():
+        return "not connected to Ray"
+    reason = _local_down()
+    if reason is None:
+        deadline = time.monotonic() + timeout
+        error = _bounded(_ping_gcs, timeout)
+        if error is not None:
+            # A local Ray that is going down (a signal to the whole process group) shows it
+            # within the probe's time, even when the ping failed at once (its GCS went first).
+            reason = _local_down()
+            while reason is None and _started_local and time.monotonic() < deadline:
+                time.sleep(0.05)
+                reason = _local_down()
+            reason = reason or f"Ray's GCS did not answer within {timeout:g}s ({error})"
+    return reason
+
+
+def local_ray_down() -> bool:
+    """True when this process started the local Ray and its GCS or raylet has exited."""
+    return _local_down() is not None
+
+
+def _local_down() -> str | None:
+    if not _started_local:
+        return None
+    if not ray.is_initialized() or not _essential:
+        return "the local Ray is not running"  # or half started: what is left of it gets killed
+    alive = set(_live_descendants(os.getpid()))
+    dead = sorted({name for pid, name in _essential.items() if pid not in alive})
+    return f"the local Ray is down ({', '.join(dead)} exited)" if dead else None
+
+
+def _remember_essentials() -> None:
+    _essential.clear()
+    for pid in _live_descendants(os.getpid()):
+        name = _comm(pid)
+        if name in _ESSENTIAL:
+            _essential[pid] = name
+
+
+def _ping_gcs(timeout: float) -> None:
+    from ray._private.worker import global_worker
+
+    gcs = getattr(global_worker, "gcs_client", None)
+    if gcs is None:
+        raise RayUnavailable("no GCS client")
+    gcs.internal_kv_exists(b"ping", b"ray_syncer", timeout=timeout)
+
+
+def _bounded(fn: Callable[[float], object], timeout: float) -> str | None:
+    """Run ``fn(timeout)`` in a daemon thread: None if it returned in time, else what went wrong."""
+    outcome: list[str | None] = []
+
+    def call() -> None:
+        try:
+            fn(timeout)
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=call, name="ray-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return outcome[0] if outcome else "no answer"
+
+
+async def off_loop(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a daemon thread (not the default executor, whose threads exit waits for)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def call() -> None:
+        try:
+            result, error = fn(), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=call, name="ray-call", daemon=True).start()
+    return await future
+
+
+async def probe(timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """:func:`unavailable`, awaited without blocking the event loop."""
+    problem: str | None = await off_loop(lambda: unavailable(timeout))
+    return problem
+
+
+# -- the processes of a local Ray this process started --
+
+
+def _become_subreaper() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        PR_SET_CHILD_SUBREAPER = 36
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except Exception as exc:  # not fatal: only orphans of a dead raylet would be missed
+        log.debug("cannot become a child subreaper: %s", exc)
+
+
+def _live_descendants(root: int) -> list[int]:
+    """Live (not zombie) descendants of ``root``, from /proc (empty where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) < 2 or fields[0] in (b"Z", b"X"):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+def _reap() -> None:
+    # Zombie children (ours, or orphans we adopted as subreaper): collect them.
+    with contextlib.suppress(ChildProcessError, OSError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _describe(pid: int) -> str:
+    name = _comm(pid)
+    return f"{pid} ({name})" if name else str(pid)
+
+
+def kill_local_ray(grace: float = 0.0) -> list[str]:
+    """End every process of the local Ray this process started; return those it had to SIGKILL.
+
+    Waits up to ``grace`` seconds for them to exit on their own (``ray.shutdown``
+    asks them to), then SIGKILLs what is left: GCS, raylet, dashboard, agents,
+    workers (a stopped process too). Does nothing when this process only joined
+    a Ray cluster (``--ray-address``): that cluster is not ours to end.
+    """
+    if not _started_local:
+        return []
+    me = os.getpid()
+    deadline = time.monotonic() + grace
+    left = _live_descendants(me)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        _reap()
+        left = _live_descendants(me)
+    if not left:
+        return []
+    killed = [_describe(pid) for pid in left]
+    for pid in left:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+            log.debug(
+                "killing %d: %s", pid, f.read().replace(b"\0", b" ")[:300].decode(errors="replace")
+            )
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 1.0
+    while _live_descendants(me) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        _reap()
+    return killed
+
+
+def is_connected() -> bool:
+    return bool(ray.is_initialized())
