@@ -85,6 +85,12 @@ class Claims:
         self._before: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
         self._deferred: dict[str, str] = {}  # dest key -> namespace whose win waits for list end
 
+    def message(self, sample: int) -> str:
+        """The collisions, for a person: each name, who claims it and who wins."""
+        items = sorted(self.collisions.items())[:sample]
+        parts = [f"{k} <- {', '.join(v)} (winner {v[0]})" for k, v in items]
+        return f"namespace mapping collisions: {'; '.join(parts)}"
+
     def winner(self, key: str) -> str | None:
         claim = self._claims.get(key)
         return claim[0] if claim else None

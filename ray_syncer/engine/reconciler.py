@@ -117,6 +117,13 @@ class Ledger:
         self.errors[key] = message
         self.last_error = f"{key}: {message}"
 
+    def conflict_message(self) -> str:
+        """Which objects conflict and why (unowned, or another syncer's): what a person acts on."""
+        items = sorted(self.conflicts.items())[:3]
+        more = len(self.conflicts) - len(items)
+        text = "; ".join(f"{k}: {why}" for k, why in items)
+        return f"conflicts: {text}" + (f" and {more} more" if more > 0 else "")
+
 
 class Reconciler:
     def __init__(

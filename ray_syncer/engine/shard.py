@@ -48,8 +48,10 @@ from ray_syncer.engine.claims import (
     writes_status,
 )
 from ray_syncer.engine.clock import Clock, RealClock
+from ray_syncer.engine.copies import Copies
 from ray_syncer.engine.gate import WriteGate, WriteRefused, is_outage
-from ray_syncer.engine.holdings import Holdings, rv_newer
+from ray_syncer.engine.guard import DeleteGuard
+from ray_syncer.engine.holdings import Holdings
 from ray_syncer.engine.options import EngineOptions
 from ray_syncer.engine.ownership import OwnerProbe
 from ray_syncer.engine.queue import KeyedQueue
@@ -58,7 +60,6 @@ from ray_syncer.engine.reconciler import (
     APPLY,
     DELETE,
     REFETCH,
-    VERIFY,
     Ledger,
     Reconciler,
     Work,
@@ -69,10 +70,8 @@ from ray_syncer.engine.transform import (
     MANAGED_BY_LABEL,
     Desired,
     exclusion_reason,
-    held_hash,
     managed_by_value,
     object_key,
-    owned_by,
     split_key,
 )
 from ray_syncer.engine.watcher import Watcher
@@ -123,7 +122,7 @@ class Shard:
         self._reconciler: Reconciler | None = None
         self._src_watcher: Watcher | None = None
         self._dst_watcher: Watcher | None = None
-        self._dest_ready = asyncio.Event()
+        self._copies: Copies | None = None  # the destination side, once the kind is resolved
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
         self._running = False
@@ -133,10 +132,9 @@ class Shard:
         self._listed: set[str] | None = None
         # Namespace mapping of all source namespaces into one: who wins each destination name.
         self._claims: Claims | None = None
-        self._dest_snapshot: Holdings | None = None
-        # Destination events that arrived while their key was being written.
-        self._dest_stash: dict[str, tuple[str, dict[str, Any]]] = {}
-        self._guard: tuple[int, int] | None = None  # (would delete, owned) while tripped
+        self._guard = DeleteGuard(fraction=self._options.delete_guard_fraction,
+                                  min_objects=self._options.delete_guard_min,
+                                  name=spec.shard_id)
         self._namespaced = True
 
     # -- public ------------------------------------------------------------------
@@ -182,12 +180,8 @@ class Shard:
             problems = []
             if self._refused:
                 problems.append(self._refused)
-            if self._guard:
-                n, total = self._guard
-                problems.append(
-                    f"delete-storm guard tripped: a relist would delete {n} of {total} owned "
-                    "objects; deletes are paused (restore the source, or raise the guard)"
-                )
+            if self._guard.tripped:
+                problems.append(self._guard.message)
             for w in (src, dst):
                 if w is not None and not w.healthy and w.message:
                     problems.append(w.message)
@@ -202,9 +196,10 @@ class Shard:
             else:
                 state, message = ShardState.SYNCING, ""
             if self._collisions() and not problems:
-                message = self._collision_message()
+                assert self._claims is not None
+                message = self._claims.message(self._options.report_sample)
             elif self._ledger.conflicts and not problems:
-                message = self._conflict_message()
+                message = self._ledger.conflict_message()
         # A namespace-mapping collision leaves the losers unsynced: it counts as a conflict.
         conflicted = sorted({*self._ledger.conflicts, *self._collisions()})
         names = conflicted[: self._options.report_sample]
@@ -223,14 +218,14 @@ class Shard:
             lag_seconds=q.oldest_age(),
             last_sync_time=self._ledger.last_sync_time,
             watch_state=src.state if src else "idle",
-            delete_guard_tripped=self._guard is not None,
+            delete_guard_tripped=self._guard.tripped is not None,
             synced=bool(
                 listed
                 and len(q) == 0
                 and q.in_flight == 0
                 and not self._in_flight
                 and errors == 0
-                and self._guard is None
+                and self._guard.tripped is None
                 and (dst is None or dst.healthy)
                 and state == ShardState.SYNCING
             ),
@@ -274,11 +269,16 @@ class Shard:
         dest_ns = None
         if self._namespaced:
             dest_ns = spec.dest_namespace or spec.source_namespace
+        self._copies = Copies(
+            spec=spec, managed_by=self.managed_by, namespaced=self._namespaced,
+            holdings=self._holdings, queue=self._queue, clock=self._clock,
+            source_key_for=self._source_key_for,
+        )
         self._dst_watcher = Watcher(
             name="destination",
             client=self._dest,
             res=self._dst_res,
-            handler=_DestHandler(self),
+            handler=self._copies,
             options=self._options,
             clock=self._clock,
             metrics=None,
@@ -300,7 +300,7 @@ class Shard:
         self._state = ShardState.LISTING
         self._message = "listing the destination's owned copies"
         self._spawn("destination watch", self._dst_watcher.run)
-        await self._dest_ready.wait()  # holdings seeded: no-op detection works from the start
+        await self._copies.ready.wait()  # holdings seeded: no-op detection works from the start
         self._state = ShardState.SYNCING
         self._message = ""
         self._spawn("source watch", self._src_watcher.run)
@@ -426,18 +426,14 @@ class Shard:
             self._ledger.error(key, f"internal error: {type(exc).__name__}")
             self._queue.add_after(key, work, self._queue.backoff(key))
         finally:
-            stashed = self._dest_stash.pop(key, None)
-            if stashed is not None:
-                self._dest_event(key, *stashed)
+            if self._copies is not None:
+                self._copies.written(key)
             self._queue.done(key)
 
     def _desired(self, obj: dict[str, Any]) -> Desired:
         return desired_copy(self.spec, obj, managed_by=self.managed_by,
                             namespaced=self._namespaced,
                             status_subresource=writes_status(self.spec, self._dst_res))
-
-    def _dest_key(self, obj: dict[str, Any]) -> tuple[str | None, str, str]:
-        return dest_key(self.spec, obj, namespaced=self._namespaced)
 
     def _collisions(self) -> dict[str, list[str]]:
         return self._claims.collisions if self._claims is not None else {}
@@ -458,7 +454,7 @@ class Shard:
     # -- source side ---------------------------------------------------------------
 
     async def source_object(self, obj: dict[str, Any], *, watched: bool) -> None:
-        src_ns, name, dkey = self._dest_key(obj)
+        src_ns, name, dkey = dest_key(self.spec, obj, namespaced=self._namespaced)
         if not name:
             return
         if exclusion_reason(obj, spec=self.spec) is not None:
@@ -483,7 +479,7 @@ class Shard:
         )
 
     async def source_gone(self, obj: dict[str, Any]) -> None:
-        src_ns, name, dkey = self._dest_key(obj)
+        src_ns, name, dkey = dest_key(self.spec, obj, namespaced=self._namespaced)
         if self._claims is not None and src_ns is not None:
             still_claimed, successor = self._claims.release(dkey, src_ns)
             if successor is not None:
@@ -524,19 +520,10 @@ class Shard:
         if not removes_copies(self.spec):
             return
         gone = [k for k in self._holdings if k not in listed]
-        owned = len(self._holdings)
-        opts = self._options
-        if len(gone) > opts.delete_guard_min and len(gone) > opts.delete_guard_fraction * owned:
-            if self._guard is None:
-                log.warning(
-                    "shard %s: delete-storm guard tripped (%d of %d owned objects would go)",
-                    self.spec.shard_id, len(gone), owned,
-                )
-            self._guard = (len(gone), owned)
-            self._metrics.set_guard(True)
+        allowed = self._guard.allows(len(gone), len(self._holdings))
+        self._metrics.set_guard(not allowed)
+        if not allowed:
             return
-        self._guard = None
-        self._metrics.set_guard(False)
         for key in gone:
             await self._queue.put(key, Work(DELETE, seen=self._clock.monotonic()))
 
@@ -544,83 +531,6 @@ class Shard:
         self._listed = None  # a partial list proves nothing: no deletes from it
         if self._claims is not None:
             self._claims.list_abort()
-
-    # -- destination side --------------------------------------------------------
-
-    def dest_list_begin(self) -> None:
-        self._dest_snapshot = Holdings()
-
-    def dest_list_page(self, items: list[dict[str, Any]]) -> None:
-        snap = self._dest_snapshot
-        if snap is None:
-            return
-        for obj in items:
-            if not owned_by(obj, spec=self.spec, managed_by=self.managed_by):
-                continue
-            meta = obj.get("metadata") or {}
-            key = object_key(meta.get("namespace") if self._namespaced else None, meta["name"])
-            snap.put(key, uid=meta.get("uid", ""), rv=meta.get("resourceVersion", ""),
-                     hash=held_hash(obj))
-
-    def dest_list_end(self) -> None:
-        snap, self._dest_snapshot = self._dest_snapshot, None
-        if snap is None:
-            return
-        before = set(self._holdings) if self._dest_ready.is_set() else set()
-        self._holdings.replace_with(snap, keep=set(self._queue.processing_keys()))
-        # Copies that vanished while the watch was not looking: restore them.
-        for key in before:
-            if key not in self._holdings:
-                src = self._source_key_for(key)
-                if src is not None:
-                    self._queue.put_nowait(
-                        key, Work(REFETCH, source_key=src, seen=self._clock.monotonic())
-                    )
-        self._dest_ready.set()
-
-    def dest_list_abort(self) -> None:
-        self._dest_snapshot = None
-
-    def dest_event(self, etype: str, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        key = object_key(meta.get("namespace") if self._namespaced else None, meta.get("name", ""))
-        if self._queue.is_processing(key):
-            self._dest_stash[key] = (etype, obj)  # judged once our own write finished
-            return
-        self._dest_event(key, etype, obj)
-
-    def _dest_event(self, key: str, etype: str, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        uid = meta.get("uid", "")
-        rv = meta.get("resourceVersion", "")
-        held = self._holdings.get(key)
-        if not owned_by(obj, spec=self.spec, managed_by=self.managed_by):
-            # Our label was removed (or never ours): no longer ours to touch.
-            if held is not None and held.uid == uid:
-                self._holdings.pop(key)
-            return
-        if etype == "DELETED":
-            if held is not None and held.uid == uid:
-                self._holdings.pop(key)
-                src = self._source_key_for(key)
-                if src is not None:  # deleted by someone else: restore it
-                    self._queue.put_nowait(
-                        key, Work(REFETCH, source_key=src, seen=self._clock.monotonic())
-                    )
-            return
-        if held is None:
-            # An owned copy we did not know (an earlier run wrote it).
-            self._holdings.put(key, uid=uid, rv=rv, hash=held_hash(obj))
-            return
-        if held.uid != uid or rv_newer(rv, held.rv):
-            # Someone else wrote our copy (our own writes are recorded with their rv).
-            self._holdings.put(key, uid=uid, rv=rv, hash=held.hash if held.uid == uid else 0)
-            src = self._source_key_for(key)
-            if src is not None:
-                self._queue.put_nowait(
-                    key,
-                    Work(VERIFY, source_key=src, dest_obj=obj, seen=self._clock.monotonic()),
-                )
 
     # -- periodic ------------------------------------------------------------------
 
@@ -657,23 +567,11 @@ class Shard:
             m.set_lag(q.oldest_age())
             m.set_conflicts(len(self._ledger.conflicts))
             m.set_errors(len(self._ledger.errors))
-            m.set_guard(self._guard is not None)
+            m.set_guard(self._guard.tripped is not None)
             if q.coalesced > self._coalesced_reported:
                 m.coalesced(q.coalesced - self._coalesced_reported)
                 self._coalesced_reported = q.coalesced
             await self._clock.sleep(1.0)
-
-    def _conflict_message(self) -> str:
-        # Which objects and why (unowned, or another syncer's): what a person acts on.
-        items = sorted(self._ledger.conflicts.items())[:3]
-        more = len(self._ledger.conflicts) - len(items)
-        text = "; ".join(f"{k}: {why}" for k, why in items)
-        return f"conflicts: {text}" + (f" and {more} more" if more > 0 else "")
-
-    def _collision_message(self) -> str:
-        items = sorted(self._collisions().items())[: self._options.report_sample]
-        parts = [f"{k} <- {', '.join(v)} (winner {v[0]})" for k, v in items]
-        return f"namespace mapping collisions: {'; '.join(parts)}"
 
 
 class _SourceHandler:
@@ -699,26 +597,3 @@ class _SourceHandler:
             await self._s.source_gone(obj)
         else:
             await self._s.source_object(obj, watched=True)
-
-
-class _DestHandler:
-    def __init__(self, shard: Shard) -> None:
-        self._s = shard
-
-    async def list_begin(self) -> None:
-        self._s.dest_list_begin()
-
-    async def list_page(self, items: list[dict[str, Any]]) -> None:
-        self._s.dest_list_page(items)
-
-    async def list_end(self, resource_version: str) -> None:
-        self._s.dest_list_end()
-
-    async def list_abort(self) -> None:
-        self._s.dest_list_abort()
-
-    async def event(self, type: str, obj: dict[str, Any]) -> None:
-        self._s.dest_event(type, obj)
-
-
-__all__ = ["DELETE", "Shard"]
