@@ -5,23 +5,16 @@
 ``validate`` are the ``ray-syncer crd`` / ``ray-syncer validate`` subcommands.
 """
 
-from ray_syncer.api.models import (
-    Condition,
-    Destination,
-    KRMSyncer,
-    KRMSyncerSpec,
-    KRMSyncerStatus,
-    LabelSelector,
-    Rule,
-    ShardStatus,
+from ray_syncer.api.formats import parse_duration
+from ray_syncer.api.models import Destination, KRMSyncer, KRMSyncerSpec, LabelSelector, Rule
+from ray_syncer.api.parse import (
     SpecError,
     is_suspended_effectively,
-    parse_duration,
     parse_krmsyncer,
     parse_spec,
     parse_status,
-    rfc3339,
 )
+from ray_syncer.api.status import Condition, KRMSyncerStatus, ShardStatus, rfc3339
 
 __all__ = [
     "Condition",

@@ -20,7 +20,8 @@ from typing import Any, TextIO
 import yaml
 
 from ray_syncer import API_GROUP, KIND
-from ray_syncer.api.models import KRMSyncer, Rule, SpecError, parse_krmsyncer
+from ray_syncer.api.models import KRMSyncer, Rule
+from ray_syncer.api.parse import SpecError, parse_krmsyncer
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from ray_syncer.api import models
+from ray_syncer.api import formats, models
 from ray_syncer.api.crd import openapi_schema
-from ray_syncer.api.models import KRMSyncer, SpecError, parse_krmsyncer
+from ray_syncer.api.models import KRMSyncer
+from ray_syncer.api.parse import SpecError, parse_krmsyncer
 from tests.api.cases import EXAMPLES, INVALID, MODEL_ONLY, VALID, make, matches
 from tests.api.crd_schema import CrdValidator, cel_rules
 
@@ -236,27 +237,27 @@ REF = [
 ]
 SEL = [*RULE, "labelSelector", "properties"]
 PATTERNS = [
-    ([*RULE, "group"], models.GROUP_GLOB_RE, models.GROUP_MAX),
-    ([*RULE, "version"], models.VERSION_GLOB_RE, models.VERSION_MAX),
-    ([*RULE, "kind"], models.KIND_GLOB_RE, models.KIND_MAX),
-    ([*RULE, "namespaces", "items"], models.DNS_LABEL_RE, models.DNS_LABEL_MAX),
-    ([*RULE, "syncFields", "items"], models.FIELD_PATH_RE, models.FIELD_PATH_MAX),
-    ([*REF, "name"], models.DNS_SUBDOMAIN_RE, models.DNS_SUBDOMAIN_MAX),
-    ([*REF, "key"], models.SECRET_KEY_RE, models.SECRET_KEY_MAX),
-    ([*REF, "namespace"], models.DNS_LABEL_RE, models.DNS_LABEL_MAX),
-    ([*SPEC, "destination", "properties", "namespace"], models.DNS_LABEL_RE, models.DNS_LABEL_MAX),
-    ([*SPEC, "remote", "properties", "namespace"], models.DNS_LABEL_RE, models.DNS_LABEL_MAX),
-    ([*SPEC, "resyncPeriod"], models.DURATION_RE, models.DURATION_MAX),
-    ([*SEL, "matchLabels", "additionalProperties"], models.LABEL_VALUE_RE, models.LABEL_VALUE_MAX),
+    ([*RULE, "group"], formats.GROUP_GLOB_RE, formats.GROUP_MAX),
+    ([*RULE, "version"], formats.VERSION_GLOB_RE, formats.VERSION_MAX),
+    ([*RULE, "kind"], formats.KIND_GLOB_RE, formats.KIND_MAX),
+    ([*RULE, "namespaces", "items"], formats.DNS_LABEL_RE, formats.DNS_LABEL_MAX),
+    ([*RULE, "syncFields", "items"], formats.FIELD_PATH_RE, formats.FIELD_PATH_MAX),
+    ([*REF, "name"], formats.DNS_SUBDOMAIN_RE, formats.DNS_SUBDOMAIN_MAX),
+    ([*REF, "key"], formats.SECRET_KEY_RE, formats.SECRET_KEY_MAX),
+    ([*REF, "namespace"], formats.DNS_LABEL_RE, formats.DNS_LABEL_MAX),
+    ([*SPEC, "destination", "properties", "namespace"], formats.DNS_LABEL_RE, formats.DNS_LABEL_MAX),
+    ([*SPEC, "remote", "properties", "namespace"], formats.DNS_LABEL_RE, formats.DNS_LABEL_MAX),
+    ([*SPEC, "resyncPeriod"], formats.DURATION_RE, formats.DURATION_MAX),
+    ([*SEL, "matchLabels", "additionalProperties"], formats.LABEL_VALUE_RE, formats.LABEL_VALUE_MAX),
     (
         [*SEL, "matchExpressions", "items", "properties", "key"],
-        models.LABEL_KEY_RE,
-        models.LABEL_KEY_MAX,
+        formats.LABEL_KEY_RE,
+        formats.LABEL_KEY_MAX,
     ),
     (
         [*SEL, "matchExpressions", "items", "properties", "values", "items"],
-        models.LABEL_VALUE_RE,
-        models.LABEL_VALUE_MAX,
+        formats.LABEL_VALUE_RE,
+        formats.LABEL_VALUE_MAX,
     ),
 ]
 

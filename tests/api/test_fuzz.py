@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ray_syncer.api.models import SpecError, is_suspended_effectively, parse_krmsyncer, parse_spec
+from ray_syncer.api.parse import SpecError, is_suspended_effectively, parse_krmsyncer, parse_spec
 from tests.api.cases import BASE
 
 JSON = st.recursive(

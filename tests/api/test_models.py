@@ -8,20 +8,16 @@ from typing import Any
 import pydantic
 import pytest
 
-from ray_syncer.api.models import (
-    Condition,
-    KRMSyncerStatus,
-    LabelSelector,
-    ShardStatus,
+from ray_syncer.api.formats import format_duration, parse_duration
+from ray_syncer.api.models import LabelSelector
+from ray_syncer.api.parse import (
     SpecError,
-    format_duration,
     is_suspended_effectively,
-    parse_duration,
     parse_krmsyncer,
     parse_spec,
     parse_status,
-    rfc3339,
 )
+from ray_syncer.api.status import Condition, KRMSyncerStatus, ShardStatus, rfc3339
 from tests.api.cases import BASE, INVALID, make, matches, spec, to_remote
 
 

@@ -1,7 +1,7 @@
 """Round trips through an API server: the CRD installs, examples are stored and parse back,
 and the status the operator computes fits the CRD's status schema without pruning.
 
-The in-memory API server (ray_syncer.testing) prunes and defaults by the CRD's
+The in-memory API server (ray_syncer_testkit) prunes and defaults by the CRD's
 structural schema like kube-apiserver does, so a field the CRD lacks would
 vanish here exactly as it would on a real cluster.
 """
@@ -19,7 +19,8 @@ import yaml
 
 from ray_syncer import API_GROUP, API_VERSION, PLURAL
 from ray_syncer.api.crd import load_crd, openapi_schema
-from ray_syncer.api.models import KRMSyncerStatus, parse_krmsyncer
+from ray_syncer.api.parse import parse_krmsyncer
+from ray_syncer.api.status import KRMSyncerStatus
 from ray_syncer.engine.spec import ShardHealth, ShardState
 from ray_syncer.operator.status import SyncerFacts, compute_status
 from tests.api.cases import EXAMPLES
@@ -65,7 +66,7 @@ def test_operator_status_fits_the_crd_status_schema() -> None:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[kubernetes.client.ApiClient]:
-    from ray_syncer.testing import start_in_thread
+    from ray_syncer_testkit import start_in_thread
 
     server = start_in_thread(name="api-roundtrip")
     try:

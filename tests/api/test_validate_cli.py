@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ray_syncer.api.models import parse_krmsyncer
+from ray_syncer.api.parse import parse_krmsyncer
 from ray_syncer.api.validate import summarize, validate_files
 from ray_syncer.cli import main
 from tests.api.cases import EXAMPLES, ROOT
