@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from typing import Any
 
 from ray_syncer.operator.options import configure, options_from_args
@@ -59,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Ray's C++ failure-signal handler would take SIGTERM from the Stopper while ray.init runs
+    # (and abort the process); this process handles its own signals. Set before Ray is imported.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     from ray_syncer.fleet import actors, local
     from ray_syncer.kube.config import KubeconfigError, load_default
 
@@ -73,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     outcome = StopOutcome()
     interrupted = False
     try:
-        local.connect(args.ray_address, adopt_orphans=True)
-        stopper.install()  # ray.init set its own SIGTERM handler
+        with stopper.starting():
+            local.connect(args.ray_address, adopt_orphans=True)
+            stopper.install()  # Ray's core worker set its own SIGTERM handler
     except (SystemExit, KeyboardInterrupt):
         # A signal during ray.init: Ray's SIGTERM handler raised SystemExit. Stop as for any signal.
         stopper.install()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -319,11 +320,22 @@ class RayBackend:
         self.shard_factory = shard_factory
         self.client_factory = client_factory
         self._handle: Any = None
+        self._handle_lock = threading.Lock()
         # What the probe in shutdown() found (a stop does not wait on an unreachable Ray twice).
         self.probed = False
         self.ray_problem: str | None = None
 
+    async def _supervisor_handle(self) -> Any:
+        # Getting (or creating) a named actor is a blocking call to Ray's GCS, which can hang
+        # for many seconds on a Ray that is going down: never on the event loop, where it would
+        # hold up the operator's stop.
+        return await local.off_loop(self._supervisor)
+
     def _supervisor(self) -> Any:
+        with self._handle_lock:
+            return self._get_or_create()
+
+    def _get_or_create(self) -> Any:
         if self._handle is None:
             where = self.settings.supervisor_resource
             self._handle = SupervisorActor.options(  # type: ignore[attr-defined]
@@ -341,7 +353,8 @@ class RayBackend:
 
     async def apply(self, desired: Mapping[str, DesiredShard]) -> SupervisorReport:
         try:
-            report: SupervisorReport = await self._supervisor().apply.remote(
+            handle = await self._supervisor_handle()
+            report: SupervisorReport = await handle.apply.remote(
                 dict(desired), self.settings.shards_per_host
             )
         except ActorDiedError:
@@ -363,10 +376,10 @@ class RayBackend:
                 log.info("%s: its shards stopped with it", problem)
                 return 0
             raise local.RayUnavailable(problem)
-        handle = self._supervisor()
+        handle = await self._supervisor_handle()
         try:
             count: int = await handle.shutdown.remote()
         finally:
-            ray.kill(handle, no_restart=True)
+            await local.off_loop(lambda: ray.kill(handle, no_restart=True))
             self._handle = None
         return count

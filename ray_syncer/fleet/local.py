@@ -5,9 +5,10 @@ cluster (``--ray-address``, ``RAY_ADDRESS``) or starts a local Ray of its own,
 and a stop must never hang on Ray. So:
 
 * :func:`connect` joins or starts Ray in the ``krmsyncer`` namespace; a local
-  Ray's GCS and raylet are remembered (by pid) as they are started;
+  Ray's own processes (those ``ray.init`` starts as our children: GCS, raylet,
+  dashboard, log monitor) are remembered by pid;
 * :func:`unavailable` says, within a bounded time, whether Ray is down (a local
-  Ray whose GCS or raylet exited) or does not answer (its GCS stays silent);
+  Ray one of whose own processes exited) or does not answer (its GCS is silent);
 * :func:`disconnect` runs ``ray.shutdown()`` in a daemon thread, bounded;
 * :func:`kill_local_ray` ends whatever is left of a local Ray this process
   started, to the last process (never a cluster it only joined).
@@ -24,26 +25,31 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
+
+from ray_syncer.fleet import procs
 
 log = logging.getLogger(__name__)
 
 RAY_NAMESPACE = "krmsyncer"
 PROBE_TIMEOUT_S = 1.5  # how long a stop waits for Ray's GCS to answer before skipping Ray calls
-# The processes without which a local Ray is down (their /proc comm names).
-_ESSENTIAL = ("gcs_server", "raylet")
-
+# After a stop signal during a local Ray's start, how long this process may take to end by
+# itself before the start guard ends it (it ends at once, unless Ray holds the GIL).
+START_GUARD_GRACE_S = 1.0
 # Set by connect(): True when this process started the local Ray (so it may end it), and the
-# pids of that Ray's essential processes.
+# pids of that Ray's own processes (pid -> name).
 _started_local = False
-_essential: dict[int, str] = {}
+_own: dict[int, str] = {}
 
 
 class RayUnavailable(RuntimeError):
@@ -67,6 +73,13 @@ def connect(
     child subreaper (Linux), so that processes of that Ray whose parent died
     (workers and agents of a dead raylet) stay our descendants and
     ``kill_local_ray()`` finds them.
+
+    Starting a local Ray runs beside a start guard (``fleet.start_guard``): some of
+    ``ray.init``'s waits hold the GIL, and a stop signal that also stopped the
+    processes they wait on would otherwise freeze this process for Ray's own
+    timeouts. ``ray.init`` stays on the calling thread: Ray's processes are
+    started with a parent-death signal, which the kernel sends when the *thread*
+    that started them ends.
     """
     global _started_local
     if ray.is_initialized():
@@ -91,9 +104,42 @@ def connect(
     if adopt_orphans:
         _become_subreaper()
     _started_local = True  # set first: a signal during ray.init must still clean up
-    ray.init(**kwargs)
-    _remember_essentials()
+    before = set(procs.children(os.getpid()))
+    _own.clear()
+    with _start_guard():
+        ray.init(**kwargs)
+    _track_own(before)
     return True
+
+
+@contextlib.contextmanager
+def _start_guard(grace_s: float = START_GUARD_GRACE_S) -> Iterator[None]:
+    """``fleet.start_guard`` beside this process while its local Ray starts (on guard first)."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
+    guard = subprocess.Popen(
+        [sys.executable, "-S", "-m", "ray_syncer.fleet.start_guard", str(os.getpid()),
+         str(grace_s)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+    )
+    assert guard.stdout is not None and guard.stdin is not None
+    ready, _, _ = select.select([guard.stdout], [], [], 5.0)
+    if not ready or not guard.stdout.read(1):
+        log.warning("the start guard did not come up; starting Ray without it")
+    try:
+        yield
+    finally:
+        guard.stdin.close()  # the start is over: the guard exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            guard.wait(timeout=2)
+        guard.stdout.close()
+
+
+def _track_own(before: set[int]) -> None:
+    for pid in procs.children(os.getpid()):
+        if pid not in before and pid not in _own:
+            _own[pid] = procs.comm(pid)
 
 
 def disconnect(timeout: float | None = None) -> bool:
@@ -146,26 +192,18 @@ def unavailable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
 
 
 def local_ray_down() -> bool:
-    """True when this process started the local Ray and its GCS or raylet has exited."""
+    """True when this process started the local Ray and one of its own processes has exited."""
     return _local_down() is not None
 
 
 def _local_down() -> str | None:
     if not _started_local:
         return None
-    if not ray.is_initialized() or not _essential:
+    if not ray.is_initialized() or not _own:
         return "the local Ray is not running"  # or half started: what is left of it gets killed
-    alive = set(_live_descendants(os.getpid()))
-    dead = sorted({name for pid, name in _essential.items() if pid not in alive})
+    alive = set(procs.children(os.getpid()))
+    dead = sorted({name or str(pid) for pid, name in _own.items() if pid not in alive})
     return f"the local Ray is down ({', '.join(dead)} exited)" if dead else None
-
-
-def _remember_essentials() -> None:
-    _essential.clear()
-    for pid in _live_descendants(os.getpid()):
-        name = _comm(pid)
-        if name in _ESSENTIAL:
-            _essential[pid] = name
 
 
 def _ping_gcs(timeout: float) -> None:
@@ -240,52 +278,11 @@ def _become_subreaper() -> None:
         log.debug("cannot become a child subreaper: %s", exc)
 
 
-def _live_descendants(root: int) -> list[int]:
-    """Live (not zombie) descendants of ``root``, from /proc (empty where there is no /proc)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) < 2 or fields[0] in (b"Z", b"X"):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    todo = [root]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            found.append(pid)
-            todo.append(pid)
-    return found
-
-
 def _reap() -> None:
     # Zombie children (ours, or orphans we adopted as subreaper): collect them.
     with contextlib.suppress(ChildProcessError, OSError):
         while os.waitpid(-1, os.WNOHANG)[0] > 0:
             pass
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _describe(pid: int) -> str:
-    name = _comm(pid)
-    return f"{pid} ({name})" if name else str(pid)
 
 
 def kill_local_ray(grace: float = 0.0) -> list[str]:
@@ -300,24 +297,20 @@ def kill_local_ray(grace: float = 0.0) -> list[str]:
         return []
     me = os.getpid()
     deadline = time.monotonic() + grace
-    left = _live_descendants(me)
+    left = procs.live_descendants(me)
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
         _reap()
-        left = _live_descendants(me)
+        left = procs.live_descendants(me)
     if not left:
         return []
-    killed = [_describe(pid) for pid in left]
-    for pid in left:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
-            log.debug(
-                "killing %d: %s", pid, f.read().replace(b"\0", b" ")[:300].decode(errors="replace")
-            )
+    # No logging here: a stop that abandons may run while another thread holds logging's lock.
+    killed = [procs.describe(pid) for pid in left]
     for pid in left:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 1.0
-    while _live_descendants(me) and time.monotonic() < deadline:
+    while procs.live_descendants(me) and time.monotonic() < deadline:
         time.sleep(0.02)
         _reap()
     return killed

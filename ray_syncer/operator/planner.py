@@ -19,7 +19,7 @@ Suspended syncers have no shards (the reconciler never calls this for them).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,79 +90,17 @@ def plan_syncer(
     """Shards for one (not suspended) syncer; ``expansions[i]`` is what rule ``i`` matches.
 
     For a glob rule that may include kinds a glob never expands to: they are skipped here,
-    and the status line says why.
+    and the status line says why. A rule the tenancy forbids refuses the whole syncer.
     """
-    spec = syncer.spec
-    own_ns = syncer.namespace
-    restricted = tenancy.restricted(own_ns)
+    restricted = tenancy.restricted(syncer.namespace)
     out = SyncerPlan()
     seen: dict[str, int] = {}
-    for index, rule in enumerate(spec.rules):
-        infos = list(expansions.get(index, ()))
-        label = rule_label(index, rule)
-        if rule.is_glob:
-            kept: list[ResourceInfo] = []
-            skipped: list[tuple[ResourceInfo, str]] = []
-            for info in infos:
-                # A glob naming namespaces stays in them: no cluster-scoped kinds.
-                why = glob_excluded(info, namespaced_only=bool(rule.namespaces))
-                if why is None:
-                    kept.append(info)
-                else:
-                    skipped.append((info, why))
-            infos = kept
-            out.expansions.append(
-                f"{label} -> {_describe_kinds(infos)}{_describe_skipped(skipped)}"
-            )
-        elif not infos:
-            out.expansions.append(f"{label} -> not served by the source cluster")
-            out.not_served.append(label)
-        if restricted:
-            others = [ns for ns in rule.namespaces or () if ns != own_ns]
-            if others:
-                out.refused = Problem(
-                    "NamespaceNotAllowed",
-                    f"{label}: this operator only lets KRMSyncers in namespace {own_ns!r} sync "
-                    f"their own namespace; it names {', '.join(sorted(others))}",
-                )
-                out.shards = []
-                return out
-        for info in infos:
-            if not info.namespaced:
-                if restricted:
-                    if rule.is_glob:
-                        continue  # a glob simply skips what the tenant may not read
-                    out.refused = Problem(
-                        "ClusterScopedNotAllowed",
-                        f"{label}: {info.kind} is cluster-scoped; this operator only lets "
-                        f"KRMSyncers in namespace {own_ns!r} sync their own namespace",
-                    )
-                    out.shards = []
-                    return out
-                namespaces: Sequence[str | None] = [None]
-            elif rule.namespaces:
-                namespaces = list(rule.namespaces)
-            else:
-                namespaces = [own_ns] if restricted else [None]
-            for ns in namespaces:
-                shard = ShardSpec(
-                    syncer_namespace=own_ns,
-                    syncer_name=syncer.name,
-                    group=info.group,
-                    version=info.version,
-                    kind=info.kind,
-                    source_namespace=ns,
-                    dest_namespace=spec.target.namespace if info.namespaced else None,
-                    label_selector=rule.selector_string,
-                    sync_fields=rule.effective_sync_fields,
-                    sync_status=rule.effective_sync_status,
-                    include_owned=rule.include_owned,
-                    immutable_policy=rule.immutable_policy,
-                    conflict_policy=spec.conflict_policy,
-                    deletion_policy=spec.deletion_policy,
-                    resync_period_s=spec.resync_period_seconds,
-                    source_cluster=source_cluster,
-                )
+    try:
+        for index, rule in enumerate(syncer.spec.rules):
+            label = rule_label(index, rule)
+            infos = _rule_kinds(rule, label, list(expansions.get(index, ())), out)
+            for shard in _rule_shards(syncer, rule, label, infos, restricted=restricted,
+                                      source_cluster=source_cluster):
                 first = seen.get(shard.shard_id)
                 if first is not None:
                     out.expansions.append(
@@ -172,6 +110,9 @@ def plan_syncer(
                     continue
                 seen[shard.shard_id] = index
                 out.shards.append(shard)
+    except _Refused as refused:
+        out.refused, out.shards = refused.problem, []
+        return out
     if len(out.shards) > MAX_SHARDS_PER_SYNCER:
         # 100 rules x 256 namespaces would be 25,600 shards (Ray actors by default): refuse.
         out.refused = Problem(
@@ -182,6 +123,84 @@ def plan_syncer(
         )
         out.shards = []
     return out
+
+
+class _Refused(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _rule_kinds(
+    rule: Any, label: str, infos: list[ResourceInfo], out: SyncerPlan
+) -> list[ResourceInfo]:
+    """The kinds a rule syncs (a glob's exclusions skipped), said in ``out.expansions``."""
+    if rule.is_glob:
+        kept: list[ResourceInfo] = []
+        skipped: list[tuple[ResourceInfo, str]] = []
+        for info in infos:
+            # A glob naming namespaces stays in them: no cluster-scoped kinds.
+            why = glob_excluded(info, namespaced_only=bool(rule.namespaces))
+            if why is None:
+                kept.append(info)
+            else:
+                skipped.append((info, why))
+        out.expansions.append(f"{label} -> {_describe_kinds(kept)}{_describe_skipped(skipped)}")
+        return kept
+    if not infos:
+        out.expansions.append(f"{label} -> not served by the source cluster")
+        out.not_served.append(label)
+    return infos
+
+
+def _rule_shards(
+    syncer: KRMSyncer, rule: Any, label: str, infos: Sequence[ResourceInfo], *,
+    restricted: bool, source_cluster: str,
+) -> Iterator[ShardSpec]:
+    """One shard per kind and namespace of a rule; raises ``_Refused`` where tenancy forbids."""
+    spec, own_ns = syncer.spec, syncer.namespace
+    if restricted:
+        others = [ns for ns in rule.namespaces or () if ns != own_ns]
+        if others:
+            raise _Refused(Problem(
+                "NamespaceNotAllowed",
+                f"{label}: this operator only lets KRMSyncers in namespace {own_ns!r} sync "
+                f"their own namespace; it names {', '.join(sorted(others))}",
+            ))
+    for info in infos:
+        namespaces: Sequence[str | None]
+        if not info.namespaced:
+            if restricted:
+                if rule.is_glob:
+                    continue  # a glob simply skips what the tenant may not read
+                raise _Refused(Problem(
+                    "ClusterScopedNotAllowed",
+                    f"{label}: {info.kind} is cluster-scoped; this operator only lets "
+                    f"KRMSyncers in namespace {own_ns!r} sync their own namespace",
+                ))
+            namespaces = [None]
+        elif rule.namespaces:
+            namespaces = list(rule.namespaces)
+        else:
+            namespaces = [own_ns] if restricted else [None]
+        for ns in namespaces:
+            yield ShardSpec(
+                syncer_namespace=own_ns,
+                syncer_name=syncer.name,
+                group=info.group,
+                version=info.version,
+                kind=info.kind,
+                source_namespace=ns,
+                dest_namespace=spec.target.namespace if info.namespaced else None,
+                label_selector=rule.selector_string,
+                sync_fields=rule.effective_sync_fields,
+                sync_status=rule.effective_sync_status,
+                include_owned=rule.include_owned,
+                immutable_policy=rule.immutable_policy,
+                conflict_policy=spec.conflict_policy,
+                deletion_policy=spec.deletion_policy,
+                resync_period_s=spec.resync_period_seconds,
+                source_cluster=source_cluster,
+            )
 
 
 async def expand_rules(client: Any, syncer: KRMSyncer) -> dict[int, list[ResourceInfo]]:

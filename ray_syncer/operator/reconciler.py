@@ -5,7 +5,7 @@ namespaces or ``--namespace``), the Secrets they reference and CRDs (so glob
 rules re-expand), and on every change (plus a periodic tick) it recomputes the
 whole desired state, level-triggered:
 
-1. validate each KRMSyncer (``api.models.parse_krmsyncer``; invalid ->
+1. validate each KRMSyncer (``api.parse.parse_krmsyncer``; invalid ->
    ``Ready=False InvalidSpec`` with the precise message, others unaffected);
 2. read the Secret, load the kubeconfig safely (``kube.config``), refuse a
    destination that is the operator's own cluster, probe the remote;
@@ -24,20 +24,15 @@ except as a ``ClusterConfig`` handed to shard hosts.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
-import hashlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from ray_syncer import API_GROUP, API_VERSION, KIND, PLURAL
-from ray_syncer.api.models import KRMSyncer, SpecError, is_suspended_effectively, parse_krmsyncer
+from ray_syncer.api.models import KRMSyncer
+from ray_syncer.api.parse import SpecError, is_suspended_effectively, parse_krmsyncer
 from ray_syncer.engine.spec import ShardHealth, ShardSpec
 from ray_syncer.fencing import (
     FenceCache,
@@ -49,14 +44,14 @@ from ray_syncer.fencing import (
 from ray_syncer.fleet.plan import DesiredShard
 from ray_syncer.fleet.supervisor import Fleet, SupervisorReport
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
-from ray_syncer.kube.config import ClusterConfig, KubeconfigError, load_kubeconfig_text
-from ray_syncer.kube.events import post_event
+from ray_syncer.kube.config import ClusterConfig
+from ray_syncer.operator.notify import Notifier
 from ray_syncer.operator.planner import Tenancy, expand_rules, plan_syncer, revision
+from ray_syncer.operator.remotes import SECRET_RES, Remote, Remotes, server_key
 from ray_syncer.operator.status import (
     Problem,
     SyncerFacts,
     compute_status,
-    condition,
     should_write,
 )
 
@@ -71,9 +66,6 @@ KRMSYNCER_RES = ResourceInfo(
     has_status=True,
     verbs=frozenset({"get", "list", "watch", "patch", "update"}),
 )
-SECRET_RES = ResourceInfo(
-    "", "v1", "Secret", "secrets", True, verbs=frozenset({"get", "list", "watch"})
-)
 CRD_RES = ResourceInfo(
     "apiextensions.k8s.io",
     "v1",
@@ -82,8 +74,6 @@ CRD_RES = ResourceInfo(
     False,
     verbs=frozenset({"get", "list", "watch"}),
 )
-COMPONENT = "krm-syncer"
-SECRET_CACHE_TTL_S = 60.0
 
 
 @dataclass
@@ -105,17 +95,6 @@ class Settings:
 
 
 @dataclass
-class _Remote:
-    """A loaded kubeconfig from a Secret and what we learned about its cluster."""
-
-    digest: str
-    config: ClusterConfig
-    client: Any
-    probed_at: float = 0.0
-    problem: Problem | None = None
-
-
-@dataclass
 class _SyncerState:
     shards: dict[str, DesiredShard] = field(default_factory=dict)
     expansion: dict[int, list[ResourceInfo]] | None = None
@@ -126,19 +105,6 @@ class _SyncerState:
     events: set[tuple[str, str]] = field(default_factory=set)
     # Takeovers already told in an Event: (shard, former owner) -> copies.
     took_over: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-def _server_key(url: str) -> str:
-    parts = urlsplit(url.strip().lower())
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = parts.hostname or ""
-    if host in ("localhost", "::1"):
-        host = "127.0.0.1"
-    return f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}"
-
-
-def config_digest(text: str, context: str | None = None) -> str:
-    return hashlib.sha256(f"{context or ''}\0{text}".encode()).hexdigest()[:16]
 
 
 class Reconciler:
@@ -164,17 +130,17 @@ class Reconciler:
         self.on_report = on_report
         self.syncers: dict[str, dict[str, Any]] = {}  # "ns/name" -> raw object
         self.state: dict[str, _SyncerState] = {}
-        self.remotes: dict[str, _Remote] = {}  # syncer key -> loaded remote
+        self.remotes = Remotes(client, client_factory=client_factory,
+                               allow_exec=self.settings.allow_kubeconfig_exec,
+                               probe_ttl_s=self.settings.probe_ttl_s)
         self.referenced_secrets: set[str] = set()
-        # "ns/name" -> (fetched at, Secret); dropped on any watch event for that Secret.
-        self._secrets: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.notifier = Notifier(client, clock=clock)
         self.ready = False
         self.synced_once = False
         self.last_pass: float = 0.0
         self.last_report: SupervisorReport | None = None
         self.passes = 0
         self._trigger = asyncio.Event()
-        self._instance = f"{COMPONENT}-{uuid.uuid4().hex[:6]}"
         # Split-brain decisions per syncer, re-checked every probe_ttl_s (ray_syncer.fencing).
         self.fences = FenceCache(ttl_s=self.settings.probe_ttl_s, clock=clock)
 
@@ -216,10 +182,7 @@ class Reconciler:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for remote in self.remotes.values():
-                with contextlib.suppress(Exception):
-                    await remote.client.close()
-            self.remotes.clear()
+            await self.remotes.close()
 
     async def _ticker(self) -> None:
         while True:
@@ -288,11 +251,11 @@ class Reconciler:
 
     def _on_secret(self, kind: str, obj: dict[str, Any]) -> None:
         if kind == "SYNC":
-            self._secrets.clear()
+            self.remotes.secret_changed()
             self.trigger()
             return
         key = self._key(obj)
-        self._secrets.pop(key, None)
+        self.remotes.secret_changed(key)
         if key in self.referenced_secrets:
             self.trigger()
 
@@ -338,9 +301,7 @@ class Reconciler:
         for key in list(self.state):
             if key not in syncers:
                 del self.state[key]
-                remote = self.remotes.pop(key, None)
-                if remote is not None:
-                    await remote.client.close()
+                await self.remotes.drop(key)
 
         try:
             report = await self.backend.apply(desired)
@@ -392,14 +353,14 @@ class Reconciler:
         referenced.add(f"{syncer.namespace}/{ref.name}")
         facts = SyncerFacts(generation=generation, mode=spec.mode)
 
-        remote, problem, transient = await self._load_remote(key, syncer, now)
+        remote, problem, transient = await self.remotes.load(key, syncer, now)
         if remote is None:
             facts.destination = problem
             if not transient:
                 st.shards = {}
             facts.expected_shards = list(st.shards)
             return facts, syncer
-        if _server_key(remote.config.server) == _server_key(self.own_config.server):
+        if server_key(remote.config.server) == server_key(self.own_config.server):
             st.shards = {}
             facts.refused = Problem(
                 "DestinationIsSource",
@@ -408,12 +369,19 @@ class Reconciler:
             )
             return facts, syncer
         facts.destination = remote.problem
+        await self._plan_shards(key, raw, syncer, remote, st, facts, now)
+        return facts, syncer
 
+    async def _plan_shards(
+        self, key: str, raw: dict[str, Any], syncer: KRMSyncer, remote: Remote, st: _SyncerState,
+        facts: SyncerFacts, now: float,
+    ) -> None:
+        """The syncer's desired shards into ``st.shards``, unless fenced or refused (``facts``)."""
+        spec = syncer.spec
         push = spec.mode == "push"
         source_cfg, dest_cfg = (
             (self.own_config, remote.config) if push else (remote.config, self.own_config)
         )
-        source_client = self.client if push else remote.client
         source_cluster = (
             self.settings.cluster_name if push else (remote.config.name or remote.config.server)
         )
@@ -431,32 +399,9 @@ class Reconciler:
             # Both directions active: write nothing until a person resolves it.
             st.shards = {}
             facts.refused = Problem(fence.reason, fence.message)
-            return facts, syncer
-
-        exp_key = (raw.get("metadata", {}).get("generation"), remote.digest, spec.mode)
-        stale = (
-            st.expansion is None
-            or st.expansion_key != exp_key
-            or now - st.expanded_at >= self.settings.discovery_ttl_s
-        )
-        if stale:
-            try:
-                if not push:
-                    source_client.invalidate_discovery()
-                st.expansion = await expand_rules(source_client, syncer)
-                st.expansion_key = exp_key
-                st.expanded_at = now
-            except (ApiError, TransportError) as exc:
-                # Could not ask: keep the previous expansion (and shards) rather than guess.
-                log.warning("%s: discovery failed: %s", key, type(exc).__name__)
-                if st.expansion is None or st.expansion_key != exp_key:
-                    facts.expected_shards = list(st.shards)
-                    if facts.destination is None:
-                        facts.destination = Problem(
-                            "DiscoveryFailed",
-                            f"cannot read the source cluster's API discovery: {exc}"[:300],
-                        )
-                    return facts, syncer
+            return
+        if not await self._expand(key, raw, syncer, remote, st, facts, now):
+            return
         plan = plan_syncer(
             syncer,
             st.expansion or {},
@@ -468,7 +413,7 @@ class Reconciler:
         if plan.refused is not None:
             st.shards = {}
             facts.refused = plan.refused
-            return facts, syncer
+            return
         options = self.settings.engine_options
         st.shards = {
             s.shard_id: DesiredShard(
@@ -485,75 +430,46 @@ class Reconciler:
         }
         facts.expected_shards = list(st.shards)
         facts.shard_specs = {s.shard_id: s for s in plan.shards}
-        return facts, syncer
 
-    async def _load_remote(
-        self, key: str, syncer: KRMSyncer, now: float
-    ) -> tuple[_Remote | None, Problem | None, bool]:
-        """(remote, problem, transient). A transient problem keeps running shards."""
-        ref = syncer.spec.secret_ref
-        where = f"Secret {syncer.namespace}/{ref.name}"
-        try:
-            secret = await self._get_secret(syncer.namespace, ref.name, now)
-        except ApiError as exc:
-            if exc.not_found:
-                return None, Problem("SecretNotFound", f"{where} not found"), False
-            if exc.forbidden:
-                return None, Problem("SecretForbidden", f"the operator may not read {where}"), False
-            return (
-                None,
-                Problem("SecretUnavailable", f"cannot read {where}: {exc.status} {exc.reason}"),
-                True,
-            )
-        except TransportError:
-            return (
-                None,
-                Problem("SecretUnavailable", f"cannot read {where}: the API server did not answer"),
-                True,
-            )
-        data = secret.get("data") or {}
-        if ref.key not in data:
-            keys = ", ".join(sorted(data)) or "none"
-            return (
-                None,
-                Problem("SecretKeyMissing", f"{where} has no key {ref.key!r} (keys: {keys})"),
-                False,
-            )
-        try:
-            text = base64.b64decode(data[ref.key], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return (
-                None,
-                Problem("KubeconfigInvalid", f"{where} key {ref.key!r} is not base64 UTF-8 text"),
-                False,
-            )
-        digest = config_digest(text)
-        remote = self.remotes.get(key)
-        if remote is None or remote.digest != digest:
-            if remote is not None:
-                with contextlib.suppress(Exception):
-                    await remote.client.close()
-                self.remotes.pop(key, None)
-            allow = self.settings.allow_kubeconfig_exec
-            try:
-                config = load_kubeconfig_text(text, allow_exec=allow, allow_files=allow)
-            except KubeconfigError as exc:
-                return None, Problem(exc.reason, f"{where} key {ref.key!r}: {exc.message}"), False
-            remote = _Remote(digest=digest, config=config, client=self.client_factory(config))
-            self.remotes[key] = remote
-            if syncer.spec.mode == "push":
-                log.info(
-                    "%s: loaded destination kubeconfig %s (server %s)",
-                    key,
-                    digest[:8],
-                    config.server,
-                )
-        if now - remote.probed_at >= self.settings.probe_ttl_s or remote.problem is not None:
-            remote.problem = await self._probe(remote)
-            remote.probed_at = now
-        return remote, None, False
+    async def _expand(
+        self, key: str, raw: dict[str, Any], syncer: KRMSyncer, remote: Remote, st: _SyncerState,
+        facts: SyncerFacts, now: float,
+    ) -> bool:
+        """Refresh the rules' expansion through the source's discovery when it is stale.
 
-    async def _fence(self, ident: FenceIdentity, remote: _Remote) -> FenceDecision | None:
+        False when discovery failed and there is no expansion of this generation to keep:
+        the running shards stay as they are (no definite answer) and ``facts`` says why.
+        """
+        push = syncer.spec.mode == "push"
+        exp_key = (raw.get("metadata", {}).get("generation"), remote.digest, syncer.spec.mode)
+        stale = (
+            st.expansion is None
+            or st.expansion_key != exp_key
+            or now - st.expanded_at >= self.settings.discovery_ttl_s
+        )
+        if not stale:
+            return True
+        source_client = self.client if push else remote.client
+        try:
+            if not push:
+                source_client.invalidate_discovery()
+            st.expansion = await expand_rules(source_client, syncer)
+            st.expansion_key = exp_key
+            st.expanded_at = now
+        except (ApiError, TransportError) as exc:
+            # Could not ask: keep the previous expansion (and shards) rather than guess.
+            log.warning("%s: discovery failed: %s", key, type(exc).__name__)
+            if st.expansion is None or st.expansion_key != exp_key:
+                facts.expected_shards = list(st.shards)
+                if facts.destination is None:
+                    facts.destination = Problem(
+                        "DiscoveryFailed",
+                        f"cannot read the source cluster's API discovery: {exc}"[:300],
+                    )
+                return False
+        return True
+
+    async def _fence(self, ident: FenceIdentity, remote: Remote) -> FenceDecision | None:
         """Split-brain check before shards are planned (cached; fresh after an unreachable spell).
 
         Between these checks, each shard's write gate asks the same question before it
@@ -579,32 +495,6 @@ class Reconciler:
         self.fences.put(cache_key, decision)
         return decision
 
-    async def _get_secret(self, namespace: str, name: str, now: float) -> dict[str, Any]:
-        """A referenced Secret, cached until the Secret watch reports a change (or a minute)."""
-        key = f"{namespace}/{name}"
-        cached = self._secrets.get(key)
-        if cached is not None and now - cached[0] < SECRET_CACHE_TTL_S:
-            return cached[1]
-        secret = await self.client.get(SECRET_RES, namespace=namespace, name=name)
-        self._secrets[key] = (now, secret)
-        return secret
-
-    async def _probe(self, remote: _Remote) -> Problem | None:
-        server = remote.config.server
-        try:
-            await remote.client.request("GET", "/api")
-        except ApiError as exc:
-            if exc.unauthorized:
-                return Problem(
-                    "Unauthorized", f"{server} rejected the kubeconfig's credentials (401)"
-                )
-            if exc.forbidden:
-                return None  # authenticated; RBAC per kind shows in shard health
-            return Problem("Unreachable", f"{server} answered {exc.status} {exc.reason}")
-        except TransportError as exc:
-            return Problem("Unreachable", f"cannot reach {server}: {exc}"[:300])
-        return None
-
     # ------------------------------------------------------------------ status and events
 
     async def _write_status(
@@ -619,8 +509,8 @@ class Reconciler:
         current = st.written if st.written is not None else raw.get("status")
         shards = [health[s] for s in facts.expected_shards if s in health]
         new = compute_status(facts, shards, previous=current, now=now)
-        await self._events(raw, current, new, st)
-        await self._takeover_events(raw, shards, st)
+        await self.notifier.transitions(raw, current, new, st.events)
+        await self.notifier.takeovers(raw, shards, st.took_over)
         if not should_write(
             current,
             new,
@@ -650,77 +540,6 @@ class Reconciler:
             return
         st.written = new
         st.last_write = now
-
-    async def _events(
-        self,
-        raw: dict[str, Any],
-        old: Mapping[str, Any] | None,
-        new: Mapping[str, Any],
-        st: _SyncerState,
-    ) -> None:
-        """One Event per condition transition worth telling a person about."""
-        out: list[tuple[str, str, str]] = []
-        for ctype in ("Ready", "Suspended", "Synced", "DestinationReachable", "Degraded"):
-            was, now_c = condition(old, ctype), condition(new, ctype)
-            if now_c is None:
-                continue
-            if was is not None and (was.get("status"), was.get("reason")) == (
-                now_c["status"],
-                now_c["reason"],
-            ):
-                continue
-            reason, message, status = now_c["reason"], now_c["message"], now_c["status"]
-            if ctype == "Ready" and status == "False":
-                out.append(("Warning", reason, message))
-            elif ctype == "Ready" and status == "True" and reason == "Running":
-                out.append(("Normal", "ShardsRunning", message))
-            elif ctype == "Suspended" and status == "True" and reason == "Suspended":
-                out.append(("Normal", "Suspended", "syncing paused: no watches, no writes"))
-            elif (
-                ctype == "Suspended"
-                and status == "False"
-                and was is not None
-                and was.get("reason") == "Suspended"
-            ):
-                out.append(("Normal", "Resumed", message))
-            elif ctype == "Synced" and status == "True" and reason == "Synced":
-                out.append(("Normal", "Synced", message))
-            elif ctype == "DestinationReachable" and status == "False":
-                out.append(("Warning", reason, message))
-            elif ctype == "Degraded" and status == "True":
-                # Shard problems (403 per kind, KindMissing, conflicts, object errors, guard).
-                out.append(("Warning", reason, message))
-        for etype, reason, message in out:
-            ident = (reason, message)
-            if ident in st.events:
-                continue
-            st.events = {e for e in st.events if e[0] != reason} | {ident}
-            await self._emit(raw, etype, reason, message)
-
-    async def _takeover_events(
-        self, raw: dict[str, Any], shards: list[ShardHealth], st: _SyncerState
-    ) -> None:
-        """A Normal Event when copies of a deleted KRMSyncer were taken over, saying from whom."""
-        for h in shards:
-            for owner, count in h.took_over.items():
-                told = st.took_over.get((h.shard_id, owner), 0)
-                if count <= told:
-                    continue
-                st.took_over[(h.shard_id, owner)] = count
-                await self._emit(
-                    raw, "Normal", "TookOver",
-                    f"took over {count - told} {h.shard_id.split('/')[3]} cop"
-                    f"{'y' if count - told == 1 else 'ies'} made by KRMSyncer {owner}, which no "
-                    "longer exists",
-                )
-
-    async def _emit(self, raw: Mapping[str, Any], etype: str, reason: str, message: str) -> None:
-        involved = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, **raw}
-        recorded = await post_event(self.client, involved, reason=reason, message=message,
-                                    etype=etype, component=COMPONENT, instance=self._instance,
-                                    now=self.clock())
-        if not recorded:
-            log.warning("event %s not recorded", reason)
 
     def shard_specs(self) -> dict[str, ShardSpec]:
         return {sid: d.spec for st in self.state.values() for sid, d in st.shards.items()}

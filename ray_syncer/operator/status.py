@@ -112,6 +112,37 @@ def _summarise(names: Sequence[str], limit: int = 3) -> str:
 
 def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[dict[str, Any]]:
     """The five conditions, without timestamps."""
+    blocked = _blocked(facts)
+    if blocked is not None:
+        return blocked
+    not_suspended = _cond("Suspended", "False", "Active", f"syncing in {facts.mode} mode")
+    reachable = _cond("DestinationReachable", "True", "Reachable", "the remote cluster answers")
+    # An explicit rule naming a kind the source lacks syncs nothing: say so, never "Healthy".
+    not_served = _not_served(facts)
+    if not facts.expected_shards:
+        note = "no resources matched the rules"
+        return [
+            _cond("Ready", "True", "NoShards", note),
+            not_suspended,
+            reachable,
+            _cond("Synced", "True", "NoShards", note),
+            not_served or _cond("Degraded", "False", "NoShards", note),
+        ]
+    by_id = {h.shard_id: h for h in shards}
+    reported = [by_id[s] for s in facts.expected_shards if s in by_id]
+    return [
+        _ready(facts, reported),
+        not_suspended,
+        reachable,
+        _synced(facts, reported),
+        _degraded(reported) or not_served
+        or _cond("Degraded", "False", "Healthy", "no shard reports a problem"),
+    ]
+
+
+def _blocked(facts: SyncerFacts) -> list[dict[str, Any]] | None:
+    """The conditions of a syncer that syncs nothing (invalid, suspended, refused, no
+    destination), or None when its shards run."""
     if facts.invalid is not None:
         p = facts.invalid
         return [
@@ -152,88 +183,66 @@ def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[di
             _cond("Synced", "False", "DestinationUnreachable", p.message),
             _cond("Degraded", "True", p.reason, p.message),
         ]
+    return None
 
-    reachable = _cond("DestinationReachable", "True", "Reachable", "the remote cluster answers")
-    by_id = {h.shard_id: h for h in shards}
-    expected = list(facts.expected_shards)
-    n = len(expected)
-    reported = [by_id[s] for s in expected if s in by_id]
+
+def _not_served(facts: SyncerFacts) -> dict[str, Any] | None:
+    if not facts.not_served:
+        return None
+    return _cond("Degraded", "True", "KindNotServed", "; ".join(
+        f"{r} is not served by the source cluster (is its CRD installed?)"
+        for r in facts.not_served
+    ))
+
+
+def _ready(facts: SyncerFacts, reported: Sequence[ShardHealth]) -> dict[str, Any]:
     failed = set(facts.failed_shards)
-    running = [
-        h
-        for h in reported
+    n = len(facts.expected_shards)
+    running = {
+        h.shard_id for h in reported
         if h.shard_id not in failed and h.state not in (ShardState.PENDING, ShardState.STOPPED)
-    ]
-    synced = [h for h in reported if h.synced and h.shard_id not in failed]
-    objects = sum(h.objects for h in reported)
-
-    # An explicit rule naming a kind the source lacks syncs nothing: say so, never "Healthy".
-    not_served = (
-        _cond(
-            "Degraded",
-            "True",
-            "KindNotServed",
-            "; ".join(
-                f"{r} is not served by the source cluster (is its CRD installed?)"
-                for r in facts.not_served
-            ),
-        )
-        if facts.not_served
-        else None
-    )
-    if n == 0:
-        note = "no resources matched the rules"
-        return [
-            _cond("Ready", "True", "NoShards", note),
-            not_suspended,
-            reachable,
-            _cond("Synced", "True", "NoShards", note),
-            not_served or _cond("Degraded", "False", "NoShards", note),
-        ]
-
+    }
     if len(running) == n:
-        ready = _cond("Ready", "True", "Running", f"{n} shard(s) running")
-    else:
-        waiting = [s for s in expected if s not in {h.shard_id for h in running}]
-        reason = "ShardsRestarting" if failed else "ShardsStarting"
-        ready = _cond(
-            "Ready",
-            "False",
-            reason,
-            f"{len(running)} of {n} shard(s) running; waiting: {_summarise(waiting)}",
-        )
+        return _cond("Ready", "True", "Running", f"{n} shard(s) running")
+    waiting = [s for s in facts.expected_shards if s not in running]
+    reason = "ShardsRestarting" if failed else "ShardsStarting"
+    return _cond("Ready", "False", reason,
+                 f"{len(running)} of {n} shard(s) running; waiting: {_summarise(waiting)}")
 
+
+def _synced(facts: SyncerFacts, reported: Sequence[ShardHealth]) -> dict[str, Any]:
+    failed = set(facts.failed_shards)
+    n = len(facts.expected_shards)
+    synced = [h for h in reported if h.synced and h.shard_id not in failed]
     if len(synced) == n:
-        sync = _cond("Synced", "True", "Synced", f"{n} shard(s) in sync, {objects} object(s)")
-    else:
-        pending = sum(h.pending for h in reported)
-        errors = sum(h.errors for h in reported)
-        sync = _cond(
-            "Synced",
-            "False",
-            "Syncing",
-            f"{len(synced)} of {n} shard(s) in sync; {pending} change(s) pending, {errors} error(s)",
-        )
+        objects = sum(h.objects for h in reported)
+        return _cond("Synced", "True", "Synced", f"{n} shard(s) in sync, {objects} object(s)")
+    pending = sum(h.pending for h in reported)
+    errors = sum(h.errors for h in reported)
+    return _cond(
+        "Synced", "False", "Syncing",
+        f"{len(synced)} of {n} shard(s) in sync; {pending} change(s) pending, {errors} error(s)",
+    )
 
+
+def _degraded(reported: Sequence[ShardHealth]) -> dict[str, Any] | None:
+    """Degraded=True naming the worst problem of any shard, or None when none has one."""
     problems: list[tuple[int, str, ShardHealth]] = []
     for h in reported:
         found = _shard_problem(h)
         if found is not None:
             problems.append((found[0], found[1], h))
+    if not problems:
+        return None
     problems.sort(key=lambda t: (t[0], t[2].shard_id))
-    if problems:
-        rank, reason, _ = problems[0]
-        worst = [h for r, _, h in problems if r == rank]
-        detail = worst[0].last_error or worst[0].message
-        message = f"{len(problems)} shard(s) with problems; {reason}: {_summarise([h.shard_id for h in worst])}"
-        if detail:
-            message += f" ({detail[:200]})"
-        degraded = _cond("Degraded", "True", reason, message)
-    elif not_served is not None:
-        degraded = not_served
-    else:
-        degraded = _cond("Degraded", "False", "Healthy", "no shard reports a problem")
-    return [ready, not_suspended, reachable, sync, degraded]
+    rank, reason, _ = problems[0]
+    worst = [h for r, _, h in problems if r == rank]
+    detail = worst[0].last_error or worst[0].message
+    message = (f"{len(problems)} shard(s) with problems; {reason}: "
+               f"{_summarise([h.shard_id for h in worst])}")
+    if detail:
+        message += f" ({detail[:200]})"
+    return _cond("Degraded", "True", reason, message)
 
 
 def compute_status(

@@ -4,8 +4,11 @@ Why it exists: a stop must always stop, even while the main thread is stuck in
 a call that does not return (a Ray call to a GCS that went away). Signals are
 read by a thread from a wakeup fd; the first sets the stop and arms a watchdog
 that ends the process at ``--stop-timeout`` whatever it is blocked on; a second
-one exits at once. What "abandon" means (ending a local Ray) is given by the
-caller, so this module knows nothing of Ray.
+one exits at once. While the process is still starting (connecting to Ray,
+which can block for many seconds on a Ray that is going down with us), nothing
+runs that a stop would drain, so the first signal ends the start at once. What
+"abandon" means (ending a local Ray) is given by the caller, so this module
+knows nothing of Ray.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 log = logging.getLogger("ray_syncer.operator")
@@ -49,6 +52,7 @@ class Stopper:
         self._exiting = threading.Lock()
         self._signals = 0
         self._begun: float | None = None
+        self._starting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._read, self._write = os.pipe()
@@ -62,6 +66,17 @@ class Stopper:
             if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
                 continue  # started under nohup: keep ignoring hangups
             signal.signal(sig, _caught)
+
+    @contextlib.contextmanager
+    def starting(self) -> Iterator[None]:
+        """While inside, a first signal abandons the start at once (exit 0: nothing ran yet)."""
+        with self._lock:
+            self._starting = not self.signalled
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._starting = False
 
     @property
     def signalled(self) -> bool:
@@ -100,7 +115,12 @@ class Stopper:
         with self._lock:
             self._signals += 1
             first = self._signals == 1
+            starting = self._starting
         name = signal.Signals(signum).name
+        if first and starting:
+            _log_briefly(logging.INFO, f"received {name} while starting: nothing runs yet; "
+                         "ending the start now")
+            self._abandon(0)
         if first:
             _log_briefly(
                 logging.INFO,

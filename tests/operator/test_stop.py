@@ -11,8 +11,10 @@ group but keep the session, and an orphan keeps it too).
 Paths: SIGTERM or SIGINT to the process, SIGTERM to the whole process group
 (what `timeout`, systemd and a closing terminal do: Ray dies at the same
 moment), Ray already dead, Ray unreachable (its GCS stopped), a second signal
-(exit at once), and a Ray cluster it only joined (``--ray-address``), which
-must be left running.
+(exit at once), a Ray cluster it only joined (``--ray-address``), which
+must be left running, and a stop during start-up, while its local Ray comes up
+(as fast as a later stop; on both substrates: the operator's own cluster is the
+in-memory server or a real control plane).
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray_syncer_testkit import start_in_thread
 
 from ray_syncer.api.crd import load_crd
-from ray_syncer.kube.client import KubeClient
+from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, SECRET_RES
-from ray_syncer.testing import start_in_thread
+from tests.substrate import SUBSTRATES, RealClusters
 
 pytestmark = [
     pytest.mark.ray,
@@ -48,6 +51,8 @@ pytestmark = [
 ]
 
 STOP_BOUND_S = 10.0  # every stop path
+LATER_STOP_S = 3.0  # a stop once running takes 0.6-2.7 s (SIGTERM to the process or the group)
+NS_RES = ResourceInfo("", "v1", "Namespace", "namespaces", False)
 START_TIMEOUT_S = 90.0  # Ray's start on a loaded 2-core machine
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -122,10 +127,11 @@ class World:
     tmp: Path
 
 
-async def _install(source: object, dest: object) -> None:
+async def _install(source: object, dest: object, namespace: str = "default") -> None:
     client = KubeClient(load_kubeconfig_text(source.kubeconfig(context="source")))  # type: ignore[attr-defined]
     try:
-        await client.create(CRD_RES, load_crd())
+        with contextlib.suppress(ApiError):  # a real cluster may have it from another test
+            await client.create(CRD_RES, load_crd())
         for _ in range(100):
             client.invalidate_discovery()
             if await client.resolve(KRMSYNCER_RES.group, KRMSYNCER_RES.version, "KRMSyncer"):
@@ -135,14 +141,45 @@ async def _install(source: object, dest: object) -> None:
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "remote-kubeconfig", "namespace": "default"},
+            "metadata": {"name": "remote-kubeconfig", "namespace": namespace},
             "data": {"kubeconfig": base64.b64encode(dest_kubeconfig).decode()},
         }
-        await client.create(SECRET_RES, secret, namespace="default")
+        if namespace != "default":
+            await client.create(NS_RES, {"metadata": {"name": namespace}})
+        await client.create(SECRET_RES, secret, namespace=namespace)
         syncer = yaml.safe_load((EXAMPLES / "krmsyncer-usage.yaml").read_text())
-        await client.create(KRMSYNCER_RES, syncer, namespace="default")
+        syncer["metadata"]["namespace"] = namespace
+        syncer["spec"]["rules"][0]["namespaces"] = [namespace]
+        await client.create(KRMSYNCER_RES, syncer, namespace=namespace)
     finally:
         await client.close()
+
+
+@pytest.fixture(scope="module", params=SUBSTRATES)
+def startup_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """The world of the start-up test, on either substrate (a skip without a real cluster)."""
+    if request.param == "memory":
+        yield request.getfixturevalue("world")
+        return
+    pair: RealClusters = request.getfixturevalue("real_pair")
+    tmp = tmp_path_factory.mktemp("stop-real")
+    source, dest = _Plain(pair.source.kubeconfig), _Plain(pair.dest.kubeconfig)
+    asyncio.run(_install(source, dest, namespace=f"stop-{os.getpid()}"))
+    path = tmp / "source.kubeconfig"
+    path.write_text(pair.source.kubeconfig)
+    yield World(path, free_port(), tmp)
+
+
+@dataclass
+class _Plain:
+    """A real cluster, as far as _install needs one: its kubeconfig."""
+
+    text: str
+
+    def kubeconfig(self, context: str) -> str:
+        return self.text
 
 
 @pytest.fixture(scope="module")
@@ -407,3 +444,37 @@ def test_a_joined_ray_cluster_is_left_running(
     alive = session_procs(head_session)
     gone = sorted((p.pid, p.name) for pid, p in keep.items() if pid not in alive)
     assert not gone, f"the joined cluster lost processes: {gone}"
+
+
+def _wait_for_process(op: Operator, name: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not any(p.name == name for p in op.instance().values()):
+        assert op.proc.poll() is None, f"operator exited early:\n{op.log()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {name} within {START_TIMEOUT_S}s"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("moment", ["importing", "ray-starting"])
+def test_a_stop_during_start_up_is_as_fast_as_a_later_one(
+    startup_world: World, request: pytest.FixtureRequest, moment: str
+) -> None:
+    """SIGTERM to the whole group while Python imports, or while its local Ray comes up (its
+    GCS has just started: ray.init runs). Nothing runs yet that a stop would drain."""
+    op = Operator(startup_world, request.node.name)
+    try:
+        if moment == "importing":
+            time.sleep(0.3)
+            allowed = {-signal.SIGTERM}  # before any handler: the default action, at once
+        else:
+            _wait_for_process(op, "gcs_server")
+            # 0: it ended its start itself; -SIGKILL: Ray held it frozen (the GIL, waiting on
+            # the GCS the same signal stopped) and its start guard ended it.
+            allowed = {0, -signal.SIGKILL}
+        t0 = time.monotonic()
+        os.killpg(op.pid, signal.SIGTERM)
+        code, seconds = op.wait_exit(t0)
+        check_stopped(op, f"SIGTERM to the group while {moment}", code, seconds, {},
+                      expected_code=code if code in allowed else min(allowed))
+        assert seconds < LATER_STOP_S, f"{moment}: took {seconds:.1f}s\n{op.log()[-3000:]}"
+    finally:
+        op.cleanup()
