@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test test-fast test-distributed lint build image deploy-rehearsal bench chaos test-integration clean
 
-# Creates the virtualenv if absent and installs the package with its test and bench extras.
-$(STAMP): pyproject.toml
+# Creates the virtualenv if absent and installs the package with its test and bench extras, and
+# the test kit (testkit/: the in-memory API servers of the demo and the tests).
+$(STAMP): pyproject.toml testkit/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]' -e ./testkit
 	@touch $(STAMP)
 
 install: $(STAMP)

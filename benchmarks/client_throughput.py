@@ -43,7 +43,7 @@ NAMES = 500  # distinct objects; applies cycle over them with changing data
 
 def _serve(kubeconfig_path: str, ready: Any, stop: Any) -> None:
     """Child process: run the in-memory API server until told to stop."""
-    from ray_syncer.testing import start_in_thread
+    from ray_syncer_testkit import start_in_thread
 
     server = start_in_thread()
     Path(kubeconfig_path).write_text(server.kubeconfig())

@@ -3,7 +3,7 @@
 Why this exists: on a 2-core machine the in-memory API servers must not share a
 GIL with the syncer under test, or the servers become the bottleneck and every
 ratio is meaningless. Each in-memory server therefore runs in its own spawned
-process (``ray_syncer.testing.ApiServer`` on its own event loop), and is driven
+process (``ray_syncer_testkit.ApiServer`` on its own event loop), and is driven
 over a pipe for the few things the harness needs from inside it: the count of
 mutating requests it served (the truth about destination writes, on the wire)
 and clearing its request log between scenarios.
@@ -33,8 +33,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ray_syncer_testkit.envtest import ControlPlane, ControlPlaneOptions, find_assets
+
 from benchmarks.report import percentiles
-from ray_syncer.testing.envtest import ControlPlane, ControlPlaneOptions, find_assets
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _VERB_METHOD = {"create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE",
@@ -88,9 +89,9 @@ def _server_main(conn: Connection, name: str, kubeconfig_path: str) -> None:
 
 async def _serve(conn: Connection, name: str, kubeconfig_path: str) -> None:
     try:
-        from ray_syncer.testing import ApiServer
+        from ray_syncer_testkit import ApiServer
     except ImportError as exc:
-        conn.send(("error", f"ray_syncer.testing.ApiServer not importable: {exc}"))
+        conn.send(("error", f"ray_syncer_testkit.ApiServer not importable: {exc}"))
         return
     # A log big enough that counting writes never misses any (the default trims at 100k).
     server = await ApiServer.start(name=name, request_log_limit=5_000_000)

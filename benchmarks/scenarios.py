@@ -743,7 +743,7 @@ async def shards(bench: Bench, counts: list[int], ray_nodes: int = 3) -> dict[st
     # Only look for the modules: importing Ray here would weigh on the harness process.
     missing = [
         m
-        for m in ("ray_syncer.actors", "ray_syncer.operator.executor")
+        for m in ("ray_syncer.fleet.actors", "ray_syncer.fleet.supervisor")
         if importlib.util.find_spec(m) is None
     ]
     if missing:

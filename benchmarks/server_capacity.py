@@ -1,4 +1,4 @@
-"""How much load the in-memory API server (ray_syncer.testing) takes.
+"""How much load the in-memory API server (ray_syncer_testkit) takes.
 
 The test server must never be the bottleneck of the syncer benchmarks. This
 measures, on this machine:
@@ -171,7 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 proc.terminate()
                 proc.wait(timeout=10)
     if args.mode in ("thread", "both"):
-        from ray_syncer.testing import start_in_thread
+        from ray_syncer_testkit import start_in_thread
 
         server = start_in_thread(name="bench", request_log_limit=1000)
         try:

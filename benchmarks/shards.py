@@ -7,10 +7,10 @@ actors on a real multi-node Ray. This module runs in its own process
 (``python -m benchmarks.shards``, started by ``benchmarks.scenarios.shards``)
 because it starts Ray; the harness process stays Ray-free.
 
-How it meets its neighbours: it starts ``ray_syncer.actors.LocalCluster`` (a
+How it meets its neighbours: it starts ``ray_syncer.fleet_testing.LocalCluster`` (a
 head with no CPUs and the dashboard, like deploy/ray-cluster.yaml's, plus
 ``--ray-nodes`` workers, each its own raylet; ``--ray-nodes 0``: one local
-Ray) and drives ``ray_syncer.actors.RayBackend`` (the operator's handle on the
+Ray) and drives ``ray_syncer.fleet.actors.RayBackend`` (the operator's handle on the
 supervisor actor) with default settings and ``DesiredShard`` values built
 here, exactly what the operator's reconciler would hand it: one shard per
 namespace ``shard-NNNN`` syncing ConfigMaps. The API servers are the harness's
@@ -121,7 +121,7 @@ def fleet_memory(shards: int) -> dict[str, float]:
 def desired_shards(n: int, args: argparse.Namespace, src: Any, dst: Any) -> dict[str, Any]:
     from ray_syncer.engine.options import EngineOptions
     from ray_syncer.engine.spec import ShardSpec
-    from ray_syncer.operator.supervisor import DesiredShard
+    from ray_syncer.fleet.plan import DesiredShard
 
     out = {}
     for i in range(n):
@@ -158,10 +158,10 @@ def all_running(report: Any, n: int) -> bool:
 
 
 async def placement(hosts: list[str], timeout: float = 60.0) -> dict[str, str]:
-    from ray_syncer import actors
+    from ray_syncer.fleet import testing as fleet_testing
 
     nodes = await asyncio.gather(
-        *(asyncio.to_thread(actors.actor_node, h, timeout) for h in hosts)
+        *(asyncio.to_thread(fleet_testing.actor_node, h, timeout) for h in hosts)
     )
     return dict(zip(hosts, nodes, strict=True))
 
@@ -239,9 +239,10 @@ async def lose_a_node(backend: Any, desired: dict[str, Any], cluster: Any, src: 
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from ray_syncer import actors
+    from ray_syncer.fleet import actors, local
+    from ray_syncer.fleet import testing as fleet_testing
+    from ray_syncer.fleet.plan import effective_pack_size
     from ray_syncer.kube.config import load_default
-    from ray_syncer.operator.supervisor import effective_pack_size
 
     src = load_default(kubeconfig=args.source_kubeconfig)
     dst = load_default(kubeconfig=args.dest_kubeconfig)
@@ -249,12 +250,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     cluster = None
     if args.ray_nodes:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        cluster = actors.LocalCluster(temp, dashboard=True)
+        cluster = fleet_testing.LocalCluster(temp, dashboard=True)
         for _ in range(args.ray_nodes):
             cluster.add_worker(num_cpus=1)  # like the deployment's workers (num-cpus "1")
-        actors.connect(cluster.address, log_to_driver=False)
+        local.connect(cluster.address, log_to_driver=False)
     else:
-        actors.connect(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
+        local.connect(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
     out: dict[str, Any] = {"ray_nodes": args.ray_nodes, "points": [], "node_loss": None}
     try:
         for n in args.counts:
@@ -299,8 +300,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await backend.shutdown()
             await asyncio.sleep(2.0)
     finally:
-        actors.kill_all()
-        actors.disconnect()
+        fleet_testing.kill_all()
+        local.disconnect()
         if cluster is not None:
             cluster.shutdown()
         shutil.rmtree(temp, ignore_errors=True)

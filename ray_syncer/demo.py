@@ -2,7 +2,7 @@
 
 Why it exists: it is the first thing a new user runs. It starts two in-memory
 Kubernetes API servers (source and destination, ``ray_syncer_testkit``), a
-local Ray, and the operator in-process through the same ``operator.main.serve``
+local Ray, and the operator in-process through the same ``operator.serve.serve``
 code path as ``ray-syncer run``. It installs the KRMSyncer CRD, applies
 ``examples/kubeconfig-secret.yaml`` (with the destination's real kubeconfig
 substituted in) and ``examples/krmsyncer-usage.yaml``, then walks the seed's
@@ -112,213 +112,226 @@ async def _poll(check: Callable[[], Awaitable[bool]], interval: float = 0.05) ->
         await asyncio.sleep(interval)
 
 
-async def _walk(args: argparse.Namespace, console: Console) -> int:
-    from ray_syncer_testkit import start_in_thread
+class Demo:
+    """The walkthrough's clusters, Ray and operator, and its steps; :meth:`close` ends them all."""
 
-    from ray_syncer.api.crd import load_crd
-    from ray_syncer.fleet import actors, local
-    from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
-    from ray_syncer.kube.config import load_kubeconfig_text
-    from ray_syncer.operator.options import OperatorOptions
-    from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, SECRET_RES, Reconciler
-    from ray_syncer.operator.serve import serve
-    from ray_syncer.operator.status import condition
+    def __init__(self, args: argparse.Namespace, console: Console) -> None:
+        from ray_syncer.kube.client import ResourceInfo
 
-    examples = Path(args.examples)
-    secret_doc = _example(examples, "kubeconfig-secret.yaml")
-    syncer_doc = _example(examples, "krmsyncer-usage.yaml")
-    namespace = syncer_doc["metadata"].get("namespace", "default")
-    cm_res = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
-    w = Walkthrough(console, timeout=args.timeout)
-    console.rule("[bold]ray-syncer demo[/bold]: KRMSyncer on Ray, the seed's walkthrough, live")
+        self.args = args
+        self.console = console
+        self.examples = Path(args.examples)
+        self.secret_doc = _example(self.examples, "kubeconfig-secret.yaml")
+        self.syncer_doc = _example(self.examples, "krmsyncer-usage.yaml")
+        self.namespace = self.syncer_doc["metadata"].get("namespace", "default")
+        self.cm_res = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+        self.w = Walkthrough(console, timeout=args.timeout)
+        self.servers: list[Any] = []
+        self.clients: list[Any] = []
+        self.stop = asyncio.Event()
+        self.operator_task: asyncio.Task[Any] | None = None
+        self.holder: dict[str, Any] = {}
 
-    servers: list[Any] = []
-    clients: list[KubeClient] = []
-    stop = asyncio.Event()
-    operator_task: asyncio.Task[Reconciler] | None = None
-    holder: dict[str, Any] = {}
-    try:
+    async def run(self) -> int:
+        self.console.rule(
+            "[bold]ray-syncer demo[/bold]: KRMSyncer on Ray, the seed's walkthrough, live"
+        )
+        await self.start_clusters()
+        await self.w.step("Start a local Ray", self.start_ray)
+        await self.w.step(
+            "Start the operator (supervisor actor in Ray namespace krmsyncer)", self.start_operator
+        )
+        await self.install()
+        await self.configmap_roundtrip()
+        return await self.finish()
+
+    async def start_clusters(self) -> None:
+        from ray_syncer_testkit import start_in_thread
+
+        from ray_syncer.kube.client import KubeClient
+        from ray_syncer.kube.config import load_kubeconfig_text
 
         async def start_servers() -> tuple[Any, Any]:
-            src = await asyncio.to_thread(start_in_thread, name="source", tls=True)
-            servers.append(src)
-            dst = await asyncio.to_thread(start_in_thread, name="destination", tls=True)
-            servers.append(dst)
-            return src, dst
+            for name in ("source", "destination"):
+                self.servers.append(await asyncio.to_thread(start_in_thread, name=name, tls=True))
+            return self.servers[0], self.servers[1]
 
-        src, dst = await w.step(
+        self.src, self.dst = await self.w.step(
             "Start two in-memory Kubernetes API servers (source, destination)", start_servers
         )
-        console.print(f"    source      {src.url}\n    destination {dst.url}")
-        src_cfg = load_kubeconfig_text(src.kubeconfig(context="source"))
-        dst_cfg = load_kubeconfig_text(dst.kubeconfig(context="destination"))
-        source, dest = KubeClient(src_cfg), KubeClient(dst_cfg)
-        clients += [source, dest]
+        self.console.print(f"    source      {self.src.url}\n    destination {self.dst.url}")
+        self.src_cfg = load_kubeconfig_text(self.src.kubeconfig(context="source"))
+        dst_cfg = load_kubeconfig_text(self.dst.kubeconfig(context="destination"))
+        self.source, self.dest = KubeClient(self.src_cfg), KubeClient(dst_cfg)
+        self.clients += [self.source, self.dest]
 
-        async def start_ray() -> bool:
-            return await asyncio.to_thread(
-                local.connect,
-                None,
-                num_cpus=max(2, os.cpu_count() or 2),
-                include_dashboard=args.keep_running,
-                log_to_driver=args.verbose,
-                object_store_memory=100 * 1024 * 1024,
-            )
+    async def start_ray(self) -> bool:
+        from ray_syncer.fleet import local
 
-        await w.step("Start a local Ray", start_ray)
-
-        async def start_operator() -> None:
-            backend = actors.RayBackend(
-                actors.ActorSettings(reconcile_interval_s=2.0)
-            )
-            options = OperatorOptions(
-                metrics_port=args.metrics_port,
-                metrics_host="127.0.0.1",
-                cluster_name="source",
-                tick_s=0.5,
-                status_min_interval_s=0.5,
-            )
-
-            def started(reconciler: Reconciler, http: Any) -> None:
-                holder["reconciler"], holder["http"] = reconciler, http
-
-            nonlocal operator_task
-            operator_task = asyncio.create_task(
-                serve(options, backend=backend, own_config=src_cfg, stop=stop, on_started=started)
-            )
-            await _poll(lambda: _true_when("http" in holder))
-
-        await w.step(
-            "Start the operator (supervisor actor in Ray namespace krmsyncer)", start_operator
+        return await asyncio.to_thread(
+            local.connect,
+            None,
+            num_cpus=max(2, os.cpu_count() or 2),
+            include_dashboard=self.args.keep_running,
+            log_to_driver=self.args.verbose,
+            object_store_memory=100 * 1024 * 1024,
         )
+
+    async def start_operator(self) -> None:
+        from ray_syncer.fleet import actors
+        from ray_syncer.operator.options import OperatorOptions
+        from ray_syncer.operator.serve import serve
+
+        backend = actors.RayBackend(actors.ActorSettings(reconcile_interval_s=2.0))
+        options = OperatorOptions(
+            metrics_port=self.args.metrics_port,
+            metrics_host="127.0.0.1",
+            cluster_name="source",
+            tick_s=0.5,
+            status_min_interval_s=0.5,
+        )
+
+        def started(reconciler: Any, http: Any) -> None:
+            self.holder["reconciler"], self.holder["http"] = reconciler, http
+
+        self.operator_task = asyncio.create_task(
+            serve(options, backend=backend, own_config=self.src_cfg, stop=self.stop,
+                  on_started=started)
+        )
+        await _poll(lambda: _true_when("http" in self.holder))
+
+    async def install(self) -> None:
+        """The CRD, the Secret with the destination's kubeconfig and the KRMSyncer; until Ready."""
+        from ray_syncer.api.crd import load_crd
+        from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, SECRET_RES
+
+        source, ns = self.source, self.namespace
 
         async def install_crd() -> None:
             await source.create(CRD_RES, load_crd())
 
             async def served() -> bool:
                 source.invalidate_discovery()
-                return (
-                    await source.resolve(KRMSYNCER_RES.group, KRMSYNCER_RES.version, "KRMSyncer")
-                    is not None
-                )
+                res = KRMSYNCER_RES
+                return await source.resolve(res.group, res.version, "KRMSyncer") is not None
 
             await _poll(served, 0.1)
 
-        await w.step("Install the KRMSyncer CRD on the source (crds/krmsyncer.yaml)", install_crd)
-
         async def apply_secret() -> None:
-            doc = dict(secret_doc)
+            doc = dict(self.secret_doc)
             doc.pop("stringData", None)
-            doc["data"] = {
-                "kubeconfig": base64.b64encode(
-                    dst.kubeconfig(context="destination").encode()
-                ).decode()
-            }
-            await source.create(
-                SECRET_RES, doc, namespace=doc["metadata"].get("namespace", namespace)
-            )
+            kubeconfig = self.dst.kubeconfig(context="destination").encode()
+            doc["data"] = {"kubeconfig": base64.b64encode(kubeconfig).decode()}
+            await source.create(SECRET_RES, doc, namespace=doc["metadata"].get("namespace", ns))
 
-        await w.step(
-            "Apply examples/kubeconfig-secret.yaml (the destination's kubeconfig)", apply_secret
+        await self.w.step("Install the KRMSyncer CRD on the source (crds/krmsyncer.yaml)",
+                          install_crd)
+        await self.w.step("Apply examples/kubeconfig-secret.yaml (the destination's kubeconfig)",
+                          apply_secret)
+        await self.w.step("Apply examples/krmsyncer-usage.yaml",
+                          lambda: source.create(KRMSYNCER_RES, self.syncer_doc, namespace=ns))
+        status = await self.w.step(
+            "Wait for KRMSyncer Ready (shard actor started, initial sync)", self.ready
         )
-        await w.step(
-            "Apply examples/krmsyncer-usage.yaml",
-            lambda: source.create(KRMSYNCER_RES, syncer_doc, namespace=namespace),
-        )
-
-        name = syncer_doc["metadata"]["name"]
-
-        async def ready() -> dict[str, Any]:
-            while True:
-                obj = await source.get(KRMSYNCER_RES, namespace=namespace, name=name)
-                status = obj.get("status") or {}
-                cond = condition(status, "Ready")
-                if cond is not None and cond.get("status") == "True":
-                    return status
-                await asyncio.sleep(0.1)
-
-        status = await w.step("Wait for KRMSyncer Ready (shard actor started, initial sync)", ready)
         for shard in status.get("shards", []):
-            console.print(f"    shard actor [cyan]{shard['name']}[/cyan]: {shard['state']}")
+            self.console.print(f"    shard actor [cyan]{shard['name']}[/cyan]: {shard['state']}")
 
-        async def dest_value() -> str | None:
-            try:
-                obj = await dest.get(cm_res, namespace=namespace, name=CM_NAME)
-            except ApiError as exc:
-                if exc.not_found:
-                    return None
-                raise
-            return str((obj.get("data") or {}).get("key"))
+    async def ready(self) -> dict[str, Any]:
+        from ray_syncer.operator.reconciler import KRMSYNCER_RES
+        from ray_syncer.operator.status import condition
 
-        async def show_dest() -> None:
-            value = await dest_value()
-            shown = f"data: key={value}" if value is not None else "NotFound"
-            console.print(f"    [dim]destination: configmap/{CM_NAME} -> {shown}[/dim]")
+        name = self.syncer_doc["metadata"]["name"]
+        while True:
+            obj = await self.source.get(KRMSYNCER_RES, namespace=self.namespace, name=name)
+            status: dict[str, Any] = obj.get("status") or {}
+            cond = condition(status, "Ready")
+            if cond is not None and cond.get("status") == "True":
+                return status
+            await asyncio.sleep(0.1)
 
-        async def equals(value: str | None) -> bool:
-            return await dest_value() == value
+    async def dest_value(self) -> str | None:
+        from ray_syncer.kube.errors import ApiError
 
-        cm = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": CM_NAME, "namespace": namespace},
-            "data": {"key": "value1"},
-        }
-        await w.step(
+        try:
+            obj = await self.dest.get(self.cm_res, namespace=self.namespace, name=CM_NAME)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return str((obj.get("data") or {}).get("key"))
+
+    async def show_dest(self) -> None:
+        value = await self.dest_value()
+        shown = f"data: key={value}" if value is not None else "NotFound"
+        self.console.print(f"    [dim]destination: configmap/{CM_NAME} -> {shown}[/dim]")
+
+    async def mirrored(self, title: str, value: str | None) -> None:
+        async def equals() -> bool:
+            return await self.dest_value() == value
+
+        await self.w.step(title, lambda: _poll(equals))
+        await self.show_dest()
+
+    async def configmap_roundtrip(self) -> None:
+        """The seed's "Verify the Results": create, update, delete, each seen in the destination."""
+        source, ns, res = self.source, self.namespace, self.cm_res
+        cm = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": CM_NAME, "namespace": ns}, "data": {"key": "value1"}}
+        await self.w.step(
             f"kubectl create configmap {CM_NAME} --from-literal=key=value1   (source)",
-            lambda: source.create(cm_res, cm, namespace=namespace),
+            lambda: source.create(res, cm, namespace=ns),
         )
-        await w.step(
-            f"   ...{CM_NAME} appears in the destination with key=value1",
-            lambda: _poll(lambda: equals("value1")),
+        await self.mirrored(f"   ...{CM_NAME} appears in the destination with key=value1",
+                            "value1")
+        await self.w.step(
+            f"Update {CM_NAME}: key=value2   (source)",
+            lambda: source.patch(res, namespace=ns, name=CM_NAME,
+                                 body={"data": {"key": "value2"}}),
         )
-        await show_dest()
+        await self.mirrored("   ...the change shows in the destination", "value2")
+        await self.w.step(f"kubectl delete configmap {CM_NAME}   (source)",
+                          lambda: source.delete(res, namespace=ns, name=CM_NAME))
+        await self.mirrored("   ...it is gone from the destination", None)
 
-        async def update() -> None:
-            await source.patch(
-                cm_res, namespace=namespace, name=CM_NAME, body={"data": {"key": "value2"}}
-            )
-
-        await w.step(f"Update {CM_NAME}: key=value2   (source)", update)
-        await w.step(
-            "   ...the change shows in the destination", lambda: _poll(lambda: equals("value2"))
-        )
-        await show_dest()
-        await w.step(
-            f"kubectl delete configmap {CM_NAME}   (source)",
-            lambda: source.delete(cm_res, namespace=namespace, name=CM_NAME),
-        )
-        await w.step("   ...it is gone from the destination", lambda: _poll(lambda: equals(None)))
-        await show_dest()
-
-        reconciler: Reconciler = holder["reconciler"]
-        http = holder["http"]
-        console.print(w.summary())
+    async def finish(self) -> int:
+        reconciler, http = self.holder["reconciler"], self.holder["http"]
+        self.console.print(self.w.summary())
         report = reconciler.last_report
         if report is not None:
-            console.print(
-                f"Shard actors: {', '.join(sorted(report.hosts))}  "
-                f"(Ray namespace [cyan]krmsyncer[/cyan]); metrics: http://127.0.0.1:{http.port}/metrics"
+            self.console.print(
+                f"Shard actors: {', '.join(sorted(report.hosts))}  (Ray namespace "
+                f"[cyan]krmsyncer[/cyan]); metrics: http://127.0.0.1:{http.port}/metrics"
             )
-        if args.keep_running:
-            await _keep_running(console, src, dst, http.port)
+        if self.args.keep_running:
+            await _keep_running(self.console, self.src, self.dst, http.port)
         else:
-            console.print(
+            self.console.print(
                 "[bold green]Demo passed[/bold green]: create, update and delete all mirrored."
             )
         return 0
-    finally:
-        stop.set()
-        if operator_task is not None:
+
+    async def close(self) -> None:
+        from ray_syncer.fleet import local
+
+        self.stop.set()
+        if self.operator_task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(operator_task, timeout=30)
-        for c in clients:
+                await asyncio.wait_for(self.operator_task, timeout=30)
+        for c in self.clients:
             await c.close()
         with contextlib.suppress(Exception):
             local.disconnect()
-        for s in servers:
+        for server in self.servers:
             with contextlib.suppress(Exception):
-                s.stop()
+                server.stop()
+
+
+async def _walk(args: argparse.Namespace, console: Console) -> int:
+    demo = Demo(args, console)
+    try:
+        return await demo.run()
+    finally:
+        await demo.close()
 
 
 async def _true_when(value: bool) -> bool:

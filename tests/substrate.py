@@ -1,11 +1,11 @@
 """The two substrates the cluster-facing suites run on: the in-memory server and real clusters.
 
-``memory`` is the project's in-memory API server (``ray_syncer.testing``): it
+``memory`` is the project's in-memory API server (``ray_syncer_testkit``): it
 runs anywhere. ``real`` is a pair of real clusters, in this order of choice:
 
 1. ``KUBEBUILDER_ASSETS`` (controller-runtime's envtest convention): two control
    planes started from those binaries for the whole session
-   (``ray_syncer.testing.envtest``), with a controller-manager when the folder
+   (``ray_syncer_testkit.envtest``), with a controller-manager when the folder
    has one;
 2. ``KRMSYNCER_E2E_SOURCE_KUBECONFIG`` and ``KRMSYNCER_E2E_DEST_KUBECONFIG``: any
    two clusters (``make test-integration`` points them at kind).
@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from ray_syncer.testing.envtest import ControlPlane, control_planes, find_assets
+from ray_syncer_testkit.envtest import ControlPlane, control_planes, find_assets
 
 SUBSTRATES = ("memory", "real")
 SOURCE_ENV = "KRMSYNCER_E2E_SOURCE_KUBECONFIG"

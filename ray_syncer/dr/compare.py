@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from ray_syncer.api.models import SpecError, parse_krmsyncer
+from ray_syncer.api.parse import SpecError, parse_krmsyncer
 from ray_syncer.engine.claims import Claims, desired_copy, removes_copies, writes_status
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.engine.transform import (

@@ -294,64 +294,13 @@ async def planned(
     a, b = label(active_cfg), label(standby_cfg)
     ns, name = plan.namespace, plan.name
     async with KubeClient(active_cfg) as act, KubeClient(standby_cfg) as sby:
-        log.step(f"read KRMSyncer {ns}/{name} on {a} and its reverse {ns}/{plan.reverse_name} on {b}")
-        x = await _get_or_none(act, ns, name)
-        if x is None:
-            raise DrError(f"KRMSyncer {ns}/{name} not found on {a}")
-        if mode_of(x) != "push":
-            raise DrError("only push-mode syncers can be failed over by this command (see the runbook for pull mode)")
-        if ((x.get("spec") or {}).get("destination") or (x.get("spec") or {}).get("remote") or {}).get("namespace"):
-            raise DrError("the syncer maps namespaces (destination.namespace); the reverse mapping is ambiguous")
-        y = await _get_or_none(sby, ns, plan.reverse_name)
-        log.info(f"{ns}/{name} on {a}: {'active' if is_active(x) else 'suspended'}, epoch {epoch_of(x)}")
-        if y is not None:
-            log.info(f"{ns}/{plan.reverse_name} on {b}: {'active' if is_active(y) else 'suspended'}, epoch {epoch_of(y)}")
-            secret = None
-        else:
-            log.info(f"{ns}/{plan.reverse_name} does not exist on {b}: it will be created from {ns}/{name}")
-            secret = await _ensure_reverse_secret(sby, plan, log)
-            if secret is None:
-                raise DrError("the standby has no reverse KRMSyncer: give --reverse-secret or --reverse-kubeconfig")
+        x, y, secret = await _read_pair(act, sby, plan, log, a, b)
         if y is not None and is_active(y) and not is_active(x):
             log.info("already failed over: nothing to do")
             return 0
-
-        deadline = time.monotonic() + plan.timeout_s
         epoch = new_epoch(plan.now(), x, y)
+        x = await _switch(act, sby, x, plan, log, a, b, epoch)
         peer_y = f"{ns}/{plan.reverse_name}"
-        attempt = 0
-        while True:
-            attempt += 1
-            left = max(0.0, deadline - time.monotonic())
-            log.step(f"wait for {b} to catch up with {a} (attempt {attempt}, {left:.0f}s left; "
-                     f"stop application writes on {a} now)")
-            report = await wait_in_sync(x, act, sby, a, b, timeout_s=left, poll_s=plan.poll_s, log=log)
-            if not report.in_sync:
-                if not plan.force:
-                    log.warn("the standby did not catch up; nothing was changed (use --force to fail over anyway)")
-                    raise FailoverAborted(_summary(report))
-                log.warn("not in sync; continuing because of --force: the differences above are lost on the standby")
-
-            log.step(f"suspend {ns}/{name} on {a}")
-            demoted = _record("demoted", "planned", peer_y, epoch, plan.now())
-            x = await _patch(act, ns, name, {
-                "metadata": {"annotations": {ANN_LAST_FAILOVER: demoted}},
-                "spec": _suspend_patch(x.get("spec") or {}, True),
-            })
-            await _confirm_suspended(act, ns, name, int(x["metadata"].get("generation") or 0),
-                                     timeout_s=plan.confirm_timeout_s, log=log)
-
-            log.step("verify nothing changed in between")
-            final = await _diff(x, act, sby, a, b)
-            log.info(("in sync: " if final.in_sync else "NOT in sync: ") + _summary(final))
-            if final.in_sync or plan.force:
-                break
-            # The source changed while we suspended: resume, let it drain, try again.
-            log.warn(f"{a} changed during the switch: resuming {ns}/{name} on {a}")
-            x = await _patch(act, ns, name, {"spec": _suspend_patch(x.get("spec") or {}, False)})
-            if time.monotonic() >= deadline:
-                raise FailoverAborted(_summary(final))
-
         log.step(f"activate {peer_y} on {b} ({b} -> {a}, conflictPolicy Adopt, failover epoch {epoch})")
         promoted = _record("promoted", "planned", f"{ns}/{name}", epoch, plan.now())
         if y is None:
@@ -375,6 +324,75 @@ async def planned(
                            message=f"planned failover: active, syncing {b} -> {a} (epoch {epoch})")
         log.info(f"done: {b} is active. Check with: ray-syncer diff {plan.reverse_name} -n {ns} (against {b})")
     return 0
+
+
+async def _read_pair(
+    act: KubeClient, sby: KubeClient, plan: Plan, log: Transcript, a: str, b: str
+) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """The active KRMSyncer, its reverse on the standby (None: to be created) and the Secret
+    the created one will use; refuses what a planned failover cannot do."""
+    ns, name = plan.namespace, plan.name
+    log.step(f"read KRMSyncer {ns}/{name} on {a} and its reverse {ns}/{plan.reverse_name} on {b}")
+    x = await _get_or_none(act, ns, name)
+    if x is None:
+        raise DrError(f"KRMSyncer {ns}/{name} not found on {a}")
+    if mode_of(x) != "push":
+        raise DrError("only push-mode syncers can be failed over by this command (see the runbook for pull mode)")
+    if ((x.get("spec") or {}).get("destination") or (x.get("spec") or {}).get("remote") or {}).get("namespace"):
+        raise DrError("the syncer maps namespaces (destination.namespace); the reverse mapping is ambiguous")
+    y = await _get_or_none(sby, ns, plan.reverse_name)
+    log.info(f"{ns}/{name} on {a}: {'active' if is_active(x) else 'suspended'}, epoch {epoch_of(x)}")
+    if y is not None:
+        log.info(f"{ns}/{plan.reverse_name} on {b}: {'active' if is_active(y) else 'suspended'}, epoch {epoch_of(y)}")
+        return x, y, None
+    log.info(f"{ns}/{plan.reverse_name} does not exist on {b}: it will be created from {ns}/{name}")
+    secret = await _ensure_reverse_secret(sby, plan, log)
+    if secret is None:
+        raise DrError("the standby has no reverse KRMSyncer: give --reverse-secret or --reverse-kubeconfig")
+    return x, None, secret
+
+
+async def _switch(
+    act: KubeClient, sby: KubeClient, x: dict[str, Any], plan: Plan, log: Transcript, a: str,
+    b: str, epoch: int,
+) -> dict[str, Any]:
+    """Wait for the standby to catch up, then suspend the active syncer; again if the source
+    changed meanwhile. Returns the suspended KRMSyncer; raises ``FailoverAborted``."""
+    ns, name = plan.namespace, plan.name
+    deadline = time.monotonic() + plan.timeout_s
+    peer_y = f"{ns}/{plan.reverse_name}"
+    attempt = 0
+    while True:
+        attempt += 1
+        left = max(0.0, deadline - time.monotonic())
+        log.step(f"wait for {b} to catch up with {a} (attempt {attempt}, {left:.0f}s left; "
+                 f"stop application writes on {a} now)")
+        report = await wait_in_sync(x, act, sby, a, b, timeout_s=left, poll_s=plan.poll_s, log=log)
+        if not report.in_sync:
+            if not plan.force:
+                log.warn("the standby did not catch up; nothing was changed (use --force to fail over anyway)")
+                raise FailoverAborted(_summary(report))
+            log.warn("not in sync; continuing because of --force: the differences above are lost on the standby")
+
+        log.step(f"suspend {ns}/{name} on {a}")
+        demoted = _record("demoted", "planned", peer_y, epoch, plan.now())
+        x = await _patch(act, ns, name, {
+            "metadata": {"annotations": {ANN_LAST_FAILOVER: demoted}},
+            "spec": _suspend_patch(x.get("spec") or {}, True),
+        })
+        await _confirm_suspended(act, ns, name, int(x["metadata"].get("generation") or 0),
+                                 timeout_s=plan.confirm_timeout_s, log=log)
+
+        log.step("verify nothing changed in between")
+        final = await _diff(x, act, sby, a, b)
+        log.info(("in sync: " if final.in_sync else "NOT in sync: ") + _summary(final))
+        if final.in_sync or plan.force:
+            return x
+        # The source changed while we suspended: resume, let it drain, try again.
+        log.warn(f"{a} changed during the switch: resuming {ns}/{name} on {a}")
+        x = await _patch(act, ns, name, {"spec": _suspend_patch(x.get("spec") or {}, False)})
+        if time.monotonic() >= deadline:
+            raise FailoverAborted(_summary(final))
 
 
 async def emergency(

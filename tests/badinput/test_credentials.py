@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from ray_syncer_testkit import start_in_thread
 
 from ray_syncer.kube.client import KubeClient
-from ray_syncer.testing import start_in_thread
 
 from .world import (
     CM,

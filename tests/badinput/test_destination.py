@@ -10,6 +10,8 @@ import base64
 import uuid
 from typing import Any
 
+from ray_syncer_testkit.handlers import Target
+
 from ray_syncer.engine.transform import (
     ANN_SOURCE_NAMESPACE,
     MANAGED_BY_LABEL,
@@ -17,7 +19,6 @@ from ray_syncer.engine.transform import (
 )
 from ray_syncer.kube.client import KubeClient, ResourceInfo
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES
-from ray_syncer.testing.handlers import Target
 
 from .world import (
     CM,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray_syncer_testkit import start_in_thread
+
 from ray_syncer.engine.options import EngineOptions
+from ray_syncer.fleet.supervisor import LocalDriver, SupervisorCore
 from ray_syncer.kube.client import KubeClient
 from ray_syncer.kube.config import ClusterConfig, load_kubeconfig_text
-from ray_syncer.operator.executor import LocalDriver, SupervisorCore
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, Reconciler, Settings
 from ray_syncer.operator.status import condition
-from ray_syncer.testing import start_in_thread
 
 from .world import cm_rule, dest_ref, ensure_ns, install_crd, permissive_crd, put_secret, syncer_obj
 

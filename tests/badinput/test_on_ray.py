@@ -12,9 +12,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from ray_syncer_testkit import start_in_thread
 
 from ray_syncer.kube.config import load_kubeconfig_text
-from ray_syncer.testing import start_in_thread
 from tests.e2e.conftest import _install_crd, ray_session  # noqa: F401
 from tests.e2e.harness import Cluster, Clusters, operator, shard_actors
 

@@ -35,15 +35,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ray_syncer_testkit import start_in_thread
+
 from ray_syncer.api.crd import load_crd
 from ray_syncer.engine.options import EngineOptions
+from ray_syncer.fleet.supervisor import LocalDriver, SupervisorCore
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import ClusterConfig, load_kubeconfig_text
-from ray_syncer.operator.executor import LocalDriver, SupervisorCore
-from ray_syncer.operator.main import OperatorOptions, serve
+from ray_syncer.operator.options import OperatorOptions
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, SECRET_RES, Reconciler
+from ray_syncer.operator.serve import serve
 from ray_syncer.operator.status import condition
-from ray_syncer.testing import start_in_thread
 
 CM = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, has_status=False)
 NS = ResourceInfo("", "v1", "Namespace", "namespaces", False, has_status=True)

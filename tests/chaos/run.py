@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ray_syncer import actors
 from ray_syncer.engine.transform import MANAGED_BY_LABEL, managed_by_value
+from ray_syncer.fleet import testing as fleet_testing
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES
@@ -294,10 +294,10 @@ class ChaosRun:
             await asyncio.sleep(period * self.rng.uniform(0.7, 1.3))
 
     def _kill_shard(self) -> None:
-        shards = [a for a in actors.named_actors() if a.startswith((f"{HOME}/", f"host/{HOME}/"))]
+        shards = [a for a in fleet_testing.named_actors() if a.startswith((f"{HOME}/", f"host/{HOME}/"))]
         if shards:
             with contextlib.suppress(ValueError):
-                actors.kill_actor(self.rng.choice(sorted(shards)), restart=True)
+                fleet_testing.kill_actor(self.rng.choice(sorted(shards)), restart=True)
 
     async def _rotate(self) -> None:
         """New token in the Secret; the old one is revoked 2 s later, as a real rotation does."""
@@ -344,7 +344,7 @@ class ChaosRun:
             self.every(5.0, until, self.src_server.faults.compact, "source_compaction_410"),
             self.every(p.kill_every_s, until, self._kill_shard, "shard_actor_kill"),
             self.once(start + p.duration_s * 0.3,
-                      lambda: actors.kill_actor("supervisor", restart=True), "supervisor_kill"),
+                      lambda: fleet_testing.kill_actor("supervisor", restart=True), "supervisor_kill"),
             self.outage(start + p.duration_s * 0.2, p.outage_s),
             # The last changes are made while the destination is down again: after the faults
             # stop they are still pending, so "time to converge" measures a real recovery.

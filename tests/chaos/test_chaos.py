@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_syncer_testkit import start_in_thread
 
-from ray_syncer import actors
-from ray_syncer.testing import start_in_thread
+from ray_syncer.fleet import testing as fleet_testing
 
 from .run import ChaosRun, Profile, run_chaos
 
@@ -41,7 +41,7 @@ async def _check(run: ChaosRun, caplog: pytest.LogCaptureFixture, started: float
     assert 0 < run.figures.status_writes <= run.figures.elapsed_s / 2 + 3, run.figures.render()
     for token in run.tokens:
         assert token not in caplog.text
-    logs = Path(actors.session_log_dir())
+    logs = Path(fleet_testing.session_log_dir())
     for path in logs.glob("*"):
         if path.is_file() and path.stat().st_mtime >= started - 5:
             data = path.read_bytes()

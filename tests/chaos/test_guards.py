@@ -15,14 +15,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from ray_syncer_testkit import start_in_thread
 
 from ray_syncer.engine.options import EngineOptions
+from ray_syncer.fleet.supervisor import LocalDriver, SupervisorCore
 from ray_syncer.kube.client import KubeClient
 from ray_syncer.kube.config import load_kubeconfig_text
-from ray_syncer.operator.executor import LocalDriver, SupervisorCore
-from ray_syncer.operator.main import OperatorOptions, serve
+from ray_syncer.operator.options import OperatorOptions
 from ray_syncer.operator.reconciler import KRMSYNCER_RES
-from ray_syncer.testing import start_in_thread
+from ray_syncer.operator.serve import serve
 from tests.badinput.world import (
     CM,
     cm_rule,

@@ -1,7 +1,7 @@
 """The cluster the conformance suite runs against.
 
 Every test runs on both substrates (tests/substrate.py): the in-memory server
-(ray_syncer.testing) in a background thread, and the source of the real pair
+(ray_syncer_testkit) in a background thread, and the source of the real pair
 (envtest control planes from ``KUBEBUILDER_ASSETS``, or a cluster from
 ``KRMSYNCER_E2E_SOURCE_KUBECONFIG``). Tests that need the in-memory server's
 controls (fault injection, extra users, TLS variants) take the ``fake``
@@ -26,8 +26,7 @@ import pytest
 import urllib3
 import yaml
 from kubernetes import client, config, dynamic
-
-from ray_syncer.testing import ThreadedApiServer, start_in_thread
+from ray_syncer_testkit import ThreadedApiServer, start_in_thread
 
 
 @dataclass

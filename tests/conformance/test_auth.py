@@ -9,8 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from kubernetes import client
-
-from ray_syncer.testing import start_in_thread
+from ray_syncer_testkit import start_in_thread
 
 from .conftest import Cluster
 

@@ -244,8 +244,8 @@ def test_the_deployment_packs_shards_automatically() -> None:
 
 def test_a_lost_worker_leaves_room_for_its_hosts() -> None:
     # 1,000 shards are 20 packed hosts; when one worker is lost, the others hold them all.
-    from ray_syncer.actors import ActorSettings
-    from ray_syncer.operator.supervisor import AUTO_PACK_SIZE
+    from ray_syncer.fleet.actors import ActorSettings
+    from ray_syncer.fleet.plan import AUTO_PACK_SIZE
 
     group = _workers()
     per_worker = float(group["rayStartParams"]["num-cpus"]) / ActorSettings().host_num_cpus
@@ -266,7 +266,7 @@ def test_the_sizing_comment_matches_the_measured_memory() -> None:
     assert abs(one - measured_one) <= 0.25 * measured_one, (one, measured_one)
     assert abs(fifty - measured_fifty) <= 0.25 * measured_fifty, (fifty, measured_fifty)
     # A worker fits the hosts its CPUs take, full (50 shards each), and its own Ray processes.
-    from ray_syncer.actors import ActorSettings
+    from ray_syncer.fleet.actors import ActorSettings
 
     group = _workers()
     (container,) = group["template"]["spec"]["containers"]

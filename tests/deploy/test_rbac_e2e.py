@@ -21,17 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ray_syncer_testkit import ApiServer
 
 from ray_syncer.api.crd import load_crd
 from ray_syncer.engine.options import EngineOptions
+from ray_syncer.fleet.host import HostCore
+from ray_syncer.fleet.plan import DesiredShard
+from ray_syncer.fleet.supervisor import SupervisorCore
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import load_kubeconfig_text
-from ray_syncer.operator.executor import SupervisorCore
-from ray_syncer.operator.host import HostCore
-from ray_syncer.operator.main import OperatorOptions, serve
+from ray_syncer.operator.options import OperatorOptions
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, SECRET_RES
-from ray_syncer.operator.supervisor import DesiredShard
-from ray_syncer.testing import ApiServer
+from ray_syncer.operator.serve import serve
 from tests.deploy.rbac import Authorizer, Request, request_attributes
 from tests.deploy.test_rbac import CALLS, EXAMPLES, operator_identity, writer_identity
 

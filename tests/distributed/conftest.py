@@ -1,6 +1,6 @@
 """The multi-node suite's world: one Ray of several nodes on this machine, two in-memory clusters.
 
-The Ray is ``ray_syncer.actors.LocalCluster`` (Ray's own ``ray.cluster_utils.Cluster``):
+The Ray is ``ray_syncer.fleet_testing.LocalCluster`` (Ray's own ``ray.cluster_utils.Cluster``):
 a head with no CPUs, like the deployment's, and worker nodes of one logical CPU each, every
 node its own raylet. Shard hosts ask for 0.05 CPU, so two real cores carry it.
 
@@ -20,7 +20,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ray_syncer import actors
+from ray_syncer.fleet import local
+from ray_syncer.fleet import testing as fleet_testing
 from ray_syncer.kube.client import KubeClient
 from tests.e2e.conftest import _install_crd
 from tests.e2e.harness import Clusters, substrate_clusters
@@ -40,7 +41,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class Nodes:
     """The multi-node Ray, and the few things tests do with its nodes."""
 
-    def __init__(self, cluster: actors.LocalCluster) -> None:
+    def __init__(self, cluster: fleet_testing.LocalCluster) -> None:
         self.cluster = cluster
 
     @property
@@ -66,25 +67,25 @@ class Nodes:
 
 @pytest.fixture(scope="package")
 def ray_nodes() -> Iterator[Nodes]:
-    if actors.is_connected():
+    if local.is_connected():
         pytest.fail("tests/distributed must run before any test that connects Ray in-process")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     temp = tempfile.mkdtemp(prefix="rs-nodes-", dir="/tmp")  # short: Ray's socket paths
     # Metrics reach each node's export port every second (Ray's default is 10 s).
-    cluster = actors.LocalCluster(
+    cluster = fleet_testing.LocalCluster(
         temp, dashboard=True, system_config={"metrics_report_interval_ms": 1000}
     )
     try:
         for _ in range(WORKERS):
             cluster.add_worker(num_cpus=1)
-        actors.connect(cluster.address, log_to_driver=False)
-        actors.kill_all()
+        local.connect(cluster.address, log_to_driver=False)
+        fleet_testing.kill_all()
         yield Nodes(cluster)
     finally:
-        if actors.is_connected():
-            actors.kill_all()
-            actors.disconnect()
+        if local.is_connected():
+            fleet_testing.kill_all()
+            local.disconnect()
         cluster.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ray_syncer.fleet.host import HostLabel, describe_host
 from ray_syncer.kube.client import KubeClient
-from ray_syncer.operator.host import HostLabel, describe_host
 from tests.e2e.harness import Clusters, krmsyncer, operator, put_syncer, wait_condition, wait_for
 
 from .browser import Browser, chromium

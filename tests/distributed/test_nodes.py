@@ -189,9 +189,9 @@ async def _back(op: Operator, shard_ids: list[str], victim: str) -> bool:
 
 
 async def _pids(hosts: dict[str, str]) -> dict[str, int]:
-    from ray_syncer import actors
+    from ray_syncer.fleet import testing as fleet_testing
 
-    return {h: await asyncio.to_thread(actors.actor_pid, h) for h in hosts}
+    return {h: await asyncio.to_thread(fleet_testing.actor_pid, h) for h in hosts}
 
 
 async def _watch(src: KubeClient, home: str, seen: list[tuple[str, str]], stop: asyncio.Event) -> None:

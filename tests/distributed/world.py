@@ -7,10 +7,11 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from ray_syncer import actors
+from ray_syncer_testkit.http import RequestRecord
+
+from ray_syncer.fleet import testing as fleet_testing
+from ray_syncer.fleet.plan import SUPERVISOR_NAME
 from ray_syncer.kube.client import ApiError, KubeClient
-from ray_syncer.operator.supervisor import SUPERVISOR_NAME
-from ray_syncer.testing.http import RequestRecord
 from tests.e2e.harness import (
     CM,
     Clusters,
@@ -69,15 +70,15 @@ async def differences(src: KubeClient, dst: KubeClient, namespaces: list[str]) -
 
 async def placement(timeout: float = 60.0) -> dict[str, str]:
     """Every shard host actor -> the node it runs on."""
-    names = [n for n in actors.named_actors() if n != SUPERVISOR_NAME]
+    names = [n for n in fleet_testing.named_actors() if n != SUPERVISOR_NAME]
     nodes = await asyncio.gather(
-        *(asyncio.to_thread(actors.actor_node, n, timeout) for n in names)
+        *(asyncio.to_thread(fleet_testing.actor_node, n, timeout) for n in names)
     )
     return dict(zip(names, nodes, strict=True))
 
 
 async def supervisor_node() -> str:
-    return await asyncio.to_thread(actors.actor_node, SUPERVISOR_NAME)
+    return await asyncio.to_thread(fleet_testing.actor_node, SUPERVISOR_NAME)
 
 
 async def all_running(op: Operator, shard_ids: list[str]) -> bool:

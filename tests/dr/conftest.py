@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from ray_syncer.api.crd import load_crd
+from ray_syncer.fleet.supervisor import LocalDriver, SupervisorCore
 from ray_syncer.kube.client import ApiError, KubeClient
-from ray_syncer.operator.executor import LocalDriver, SupervisorCore
-from ray_syncer.operator.main import OperatorOptions, serve
+from ray_syncer.operator.options import OperatorOptions
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, Reconciler
+from ray_syncer.operator.serve import serve
 from tests.e2e.harness import Cluster, Clusters, fast_engine, substrate_clusters, wait_for
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray_syncer.crd_order import CRD_RES, CrdGate, crd_gates, established
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.kube.client import KubeClient, ResourceInfo
+from ray_syncer.operator.crd_order import CRD_RES, CrdGate, crd_gates, established
 from tests.e2e.harness import (
     Clusters,
     ensure_namespace,

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ray_syncer import actors
 from ray_syncer.api.crd import load_crd
+from ray_syncer.fleet import local
+from ray_syncer.fleet import testing as fleet_testing
 from ray_syncer.kube.client import ApiError, KubeClient
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES
 
@@ -26,18 +27,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = actors.connect(
+    started = local.connect(
         None,
         num_cpus=4,  # logical: actors declare 0.05 CPU each; the driver needs none
         include_dashboard=False,
         log_to_driver=False,
         object_store_memory=100 * 1024 * 1024,
     )
-    actors.kill_all()
+    fleet_testing.kill_all()
     yield
-    actors.kill_all()
+    fleet_testing.kill_all()
     if started:
-        actors.disconnect()
+        local.disconnect()
 
 
 async def _install_crd(cluster: Cluster) -> None:

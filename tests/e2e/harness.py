@@ -23,17 +23,19 @@ from typing import Any
 
 import pytest
 import yaml
+from ray_syncer_testkit.envtest import ControlPlane
+from ray_syncer_testkit.http import RequestRecord
 
-from ray_syncer import actors
 from ray_syncer.engine.options import EngineOptions
+from ray_syncer.fleet import actors
+from ray_syncer.fleet import testing as fleet_testing
+from ray_syncer.fleet.plan import AUTOMATIC
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import ClusterConfig, load_kubeconfig_text
-from ray_syncer.operator.main import OperatorOptions, serve
+from ray_syncer.operator.options import OperatorOptions
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES, Reconciler
+from ray_syncer.operator.serve import serve
 from ray_syncer.operator.status import condition
-from ray_syncer.operator.supervisor import AUTOMATIC
-from ray_syncer.testing.envtest import ControlPlane
-from ray_syncer.testing.http import RequestRecord
 from tests.substrate import RealCluster
 
 CM = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, has_status=False)
@@ -289,7 +291,7 @@ async def wait_condition(
 
 def shard_actors(prefix: str) -> list[str]:
     return [
-        n for n in actors.named_actors() if n.startswith(prefix) or n.startswith(f"host/{prefix}")
+        n for n in fleet_testing.named_actors() if n.startswith(prefix) or n.startswith(f"host/{prefix}")
     ]
 
 
@@ -378,7 +380,7 @@ def substrate_clusters(
         pair = request.getfixturevalue("real_pair")
         yield Clusters(_real(names[0], pair.source), _real(names[1], pair.dest))
         return
-    from ray_syncer.testing import start_in_thread
+    from ray_syncer_testkit import start_in_thread
 
     servers = [start_in_thread(name=n) for n in names]
     try:

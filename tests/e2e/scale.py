@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ray_syncer import actors
+from ray_syncer.fleet import local
+from ray_syncer.fleet import testing as fleet_testing
 from ray_syncer.kube.config import load_kubeconfig_text
 
 from .harness import (
@@ -184,7 +185,7 @@ def main() -> int:
     log: list[str] = []
     try:
         t = time.monotonic()
-        actors.connect(
+        local.connect(
             None,
             num_cpus=4,
             include_dashboard=False,
@@ -194,8 +195,8 @@ def main() -> int:
         log.append(f"ray.init {time.monotonic() - t:.1f}s")
         asyncio.run(_with_crd(Clusters(source, dest), args.shards, args.per_actor, log))
     finally:
-        actors.kill_all()
-        actors.disconnect()
+        fleet_testing.kill_all()
+        local.disconnect()
         sp.terminate()
         dp.terminate()
     print("\n".join(log))

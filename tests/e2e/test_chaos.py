@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ray_syncer import actors
+from ray_syncer.fleet import testing as fleet_testing
 from ray_syncer.kube.client import KubeClient
 
 from .harness import (
@@ -57,7 +57,7 @@ async def test_killed_shard_actor_restarts_and_converges_without_lost_updates(
     async with operator(clusters, namespace=home):
         await put_syncer(src, krmsyncer(home, "s", rules=[cm_rule(home)]))
         await wait_condition(src, home, "s", "Ready", "True", reason="Running")
-        pid = actors.actor_pid(shard)
+        pid = fleet_testing.actor_pid(shard)
 
         async def writer() -> None:
             for i in range(40):
@@ -67,13 +67,13 @@ async def test_killed_shard_actor_restarts_and_converges_without_lost_updates(
 
         task = asyncio.create_task(writer())
         await asyncio.sleep(0.3)
-        actors.kill_actor(shard, restart=True)
+        fleet_testing.kill_actor(shard, restart=True)
         await task
         await wait_for(
             lambda: _converged(src, dst, home), timeout=30, what="converged after the crash"
         )
         assert (await _contents(dst, home))["counter"] == {"n": "39"}
-        assert actors.actor_pid(shard) != pid, "the shard actor was not restarted"
+        assert fleet_testing.actor_pid(shard) != pid, "the shard actor was not restarted"
         # Still live after the restart.
         await put_cm(src, home, "after", {"x": "1"})
         await wait_for(
@@ -89,10 +89,10 @@ async def test_killed_supervisor_reattaches_without_duplicates(
     async with operator(clusters, namespace=home):
         await put_syncer(src, krmsyncer(home, "s", rules=[cm_rule(a, b)]))
         await wait_condition(src, home, "s", "Ready", "True", reason="Running")
-        before = {name: actors.actor_pid(name) for name in shard_actors(home)}
+        before = {name: fleet_testing.actor_pid(name) for name in shard_actors(home)}
         assert len(before) == 2
-        supervisor_pid = actors.actor_pid("supervisor")
-        actors.kill_actor("supervisor", restart=True)
+        supervisor_pid = fleet_testing.actor_pid("supervisor")
+        fleet_testing.kill_actor("supervisor", restart=True)
         await wait_for(
             lambda: _restarted("supervisor", supervisor_pid), timeout=30, what="supervisor restart"
         )
@@ -109,12 +109,12 @@ async def test_killed_supervisor_reattaches_without_duplicates(
             await asyncio.sleep(0.5)
             names = shard_actors(home)
             assert names == [f"{home}/s/core/ConfigMap/{a}"]
-        assert actors.actor_pid(names[0]) == before[names[0]], "a live shard was restarted"
+        assert fleet_testing.actor_pid(names[0]) == before[names[0]], "a live shard was restarted"
 
 
 async def _restarted(name: str, old_pid: int) -> bool:
     try:
-        return actors.actor_pid(name) != old_pid
+        return fleet_testing.actor_pid(name) != old_pid
     except Exception:
         return False
 
@@ -169,12 +169,12 @@ async def test_crashed_operator_is_replaced_and_reattaches_to_running_shards(
     async with operator(clusters, namespace=home, stop_shards_on_exit=False):
         await put_syncer(src, krmsyncer(home, "s", rules=[cm_rule(home)]))
         await wait_condition(src, home, "s", "Ready", "True", reason="Running")
-    pid, supervisor = actors.actor_pid(shard), actors.actor_pid("supervisor")
+    pid, supervisor = fleet_testing.actor_pid(shard), fleet_testing.actor_pid("supervisor")
     await put_cm(src, home, "while-away", {"k": "v"})  # the shard keeps syncing without an operator
     await wait_for(lambda: _converged(src, dst, home), timeout=15, what="sync with no operator")
     async with operator(clusters, namespace=home) as op:
         await wait_for(lambda: _synced(op), timeout=20, what="re-attached")
-        assert actors.actor_pid(shard) == pid and actors.actor_pid("supervisor") == supervisor
+        assert fleet_testing.actor_pid(shard) == pid and fleet_testing.actor_pid("supervisor") == supervisor
         assert shard_actors(home) == [shard]
         assert op.reconciler.last_report is not None
         assert op.reconciler.last_report.actions == []

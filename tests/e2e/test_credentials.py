@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
+from ray_syncer.fleet.supervisor import SupervisorReport
 from ray_syncer.kube.client import KubeClient, ResourceInfo
-from ray_syncer.operator.executor import SupervisorReport
 
 from .harness import (
     Clusters,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from ray_syncer import actors
+from ray_syncer.fleet import testing as fleet_testing
 from ray_syncer.kube.client import KubeClient
 
 from .harness import (
@@ -38,7 +38,7 @@ async def test_packed_hosts_keep_per_shard_names_in_status_and_metrics(
         await put_syncer(src, krmsyncer(home, "s", rules=[rule]))
         for ns in spaces:
             await wait_for(lambda ns=ns: _eq(dst, ns), what=f"{ns} synced")
-        hosts = [n for n in actors.named_actors() if n.startswith("host/")]
+        hosts = [n for n in fleet_testing.named_actors() if n.startswith("host/")]
         assert sorted(hosts) == ["host/0", "host/1"]
         st = await wait_condition(src, home, "s", "Synced", "True")
         shard_ids = sorted(f"{home}/s/core/ConfigMap/{ns}" for ns in spaces)

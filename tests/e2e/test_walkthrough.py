@@ -119,9 +119,9 @@ async def test_kubeconfig_token_never_reaches_logs(
     )
     assert token not in caplog.text
     # The actors' logs (Ray worker files) must not hold it either.
-    from ray_syncer import actors
+    from ray_syncer.fleet import testing as fleet_testing
 
-    logs = Path(actors.session_log_dir())
+    logs = Path(fleet_testing.session_log_dir())
     scanned = 0
     for path in logs.glob("*"):
         if path.is_file() and path.stat().st_mtime >= started - 5:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from ray_syncer_testkit import ApiServer
 
 from ray_syncer.engine.clock import Clock
 from ray_syncer.engine.gate import WriteGate
@@ -19,7 +20,6 @@ from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.metrics import ShardMetrics
-from ray_syncer.testing import ApiServer
 
 FAST = EngineOptions(
     batch_size=50,

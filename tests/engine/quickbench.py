@@ -14,12 +14,13 @@ import sys
 import time
 from typing import Any
 
+from ray_syncer_testkit import ApiServer
+
 from ray_syncer.engine.options import EngineOptions
 from ray_syncer.engine.shard import Shard
 from ray_syncer.kube.client import KubeClient
 from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.metrics import ShardMetrics
-from ray_syncer.testing import ApiServer
 
 from .conftest import CM, Env, spec_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ray_syncer.engine.clock import FakeClock
+from ray_syncer_testkit.clock import FakeClock
 
 from .conftest import CM, Env, eventually, fast, running, spec_for, synced
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ray_syncer_testkit import ApiServer
 
 from ray_syncer.kube.client import ApiError, KubeClient
 from ray_syncer.kube.config import load_kubeconfig_text
-from ray_syncer.testing import ApiServer
 
 from .conftest import CM, Env, eventually, running, spec_for, synced
 

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import time
 
-from ray_syncer.engine.clock import FakeClock
+from ray_syncer_testkit.clock import FakeClock
+
 from ray_syncer.engine.shard import Shard
 from ray_syncer.engine.spec import ShardState
 from ray_syncer.metrics import REGISTRY, ShardMetrics

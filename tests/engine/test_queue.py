@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ray_syncer.engine.clock import FakeClock
+from ray_syncer_testkit.clock import FakeClock
+
 from ray_syncer.engine.queue import KeyedQueue
 
 

@@ -6,8 +6,8 @@ import asyncio
 import random
 
 import pytest
+from ray_syncer_testkit.clock import FakeClock
 
-from ray_syncer.engine.clock import FakeClock
 from ray_syncer.engine.ratelimit import Backoff, BudgetOptions, TokenBucket, WriteBudget, budget_for
 
 

@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from ray_syncer.testing.envtest import ASSETS_ENV, find_assets
+from ray_syncer_testkit.envtest import ASSETS_ENV, find_assets
 
 ASSETS, WHY = find_assets()
 needs_assets = pytest.mark.skipif(ASSETS is None, reason=f"real control planes: {WHY}")
@@ -28,7 +27,7 @@ CHILD = r"""
 import json, signal, sys, time
 # Ctrl-C must reach it even when started from a background job (which inherits SIGINT ignored).
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from ray_syncer.testing.envtest import ControlPlaneOptions, control_planes, find_assets
+from ray_syncer_testkit.envtest import ControlPlaneOptions, control_planes, find_assets
 assets, _ = find_assets()
 with control_planes(("one",), assets=assets, options=ControlPlaneOptions(controller_manager=False)) as planes:
     plane = planes["one"]
@@ -99,8 +98,7 @@ def test_no_process_outlives_the_harness(how: str) -> None:
 @needs_assets
 def test_a_plane_serves_the_official_client_with_its_kubeconfig(tmp_path: Path) -> None:
     from kubernetes import client, config
-
-    from ray_syncer.testing.envtest import ControlPlane, ControlPlaneOptions
+    from ray_syncer_testkit.envtest import ControlPlane, ControlPlaneOptions
 
     assert ASSETS is not None
     plane = ControlPlane(ASSETS, name="t", folder=tmp_path / "t",

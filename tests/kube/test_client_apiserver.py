@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
+from ray_syncer_testkit import ApiServer
 
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
 from ray_syncer.kube.config import load_kubeconfig_text
 from ray_syncer.kube.discovery import expand_rule
-from ray_syncer.testing import ApiServer
 
 CM = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, verbs=frozenset({"list", "watch"}))
 NS = ResourceInfo("", "v1", "Namespace", "namespaces", False)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from ray_syncer.engine.spec import ShardHealth, ShardState
-from ray_syncer.operator.supervisor import DesiredShard
+from ray_syncer.fleet.plan import DesiredShard
 
 
 class FakeClient:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from ray_syncer.engine.spec import ShardSpec
-from ray_syncer.operator.executor import LocalDriver, SupervisorCore
-from ray_syncer.operator.host import HostCore, HostReport
-from ray_syncer.operator.supervisor import DesiredShard
+from ray_syncer.fleet.host import HostCore, HostReport
+from ray_syncer.fleet.plan import DesiredShard
+from ray_syncer.fleet.supervisor import LocalDriver, SupervisorCore
 
 from .fakes import ShardFactory
 

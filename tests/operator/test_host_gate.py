@@ -9,8 +9,8 @@ from ray_syncer.engine.gate import CachedGate
 from ray_syncer.engine.shard import Shard
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.fencing import ANN_EPOCH, ANN_REVERSE_OF, fence_identity
-from ray_syncer.operator.host import HostCore
-from ray_syncer.operator.supervisor import DesiredShard
+from ray_syncer.fleet.host import HostCore
+from ray_syncer.fleet.plan import DesiredShard
 
 
 class DestWithReverse:

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Sequence
 
 from ray_syncer.engine.spec import ShardHealth, ShardSpec
-from ray_syncer.operator.host import HostCore, HostLabel, describe_host
-from ray_syncer.operator.supervisor import DesiredShard
+from ray_syncer.fleet.host import HostCore, HostLabel, describe_host
+from ray_syncer.fleet.plan import DesiredShard
 
 from .fakes import ShardFactory
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray_syncer.api.models import parse_krmsyncer
+from ray_syncer.api.parse import parse_krmsyncer
 from ray_syncer.kube.client import ResourceInfo
 from ray_syncer.operator.planner import Tenancy, expand_rules, plan_syncer, revision
 

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from ray_syncer_testkit import ApiServer
 
 from ray_syncer.api.crd import load_crd
+from ray_syncer.fleet.supervisor import LocalDriver, SupervisorCore
 from ray_syncer.kube.client import KubeClient, ResourceInfo
 from ray_syncer.kube.config import load_kubeconfig_text
-from ray_syncer.operator.executor import LocalDriver, SupervisorCore
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, SECRET_RES, Reconciler, Settings
 from ray_syncer.operator.status import condition
-from ray_syncer.testing import ApiServer
 
 from .fakes import ShardFactory
 
@@ -160,7 +160,7 @@ async def test_a_failing_secret_read_keeps_running_shards(world: World) -> None:
     await world.until("s", "Ready", "True", "Running")
     runs = [x for x in world.factory.log if x.startswith("run")]
     # The Secret cannot be read for a while (500s): shards must not be stopped on doubt.
-    world.reconciler._secrets.clear()
+    world.reconciler.remotes.secret_changed()
     world.source.faults.match = lambda method, path: "/secrets/" in path
     world.source.faults.error_codes = [500]
     world.source.faults.error_rate = 1.0

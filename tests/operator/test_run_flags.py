@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from ray_syncer.engine.options import EngineOptions
-from ray_syncer.operator.main import configure, options_from_args
+from ray_syncer.operator.options import configure, options_from_args
 
 
 def _parse(*argv: str) -> argparse.Namespace:

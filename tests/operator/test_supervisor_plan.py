@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ray_syncer.engine.spec import ShardSpec
-from ray_syncer.operator.supervisor import (
+from ray_syncer.fleet.plan import (
     DesiredShard,
     HostView,
     RemoveHost,

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ray_syncer_testkit.envtest import find_assets
 
-from ray_syncer.testing.envtest import find_assets
 from tests.deploy.manifests import REPO, package_version
 from tests.rehearsal.deployment import Deployment, rehearsal
 from tests.rehearsal.podman import Podman

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ray_syncer.testing.envtest import Assets, ControlPlane, control_planes, free_port
+from ray_syncer_testkit.envtest import Assets, ControlPlane, control_planes, free_port
+
 from tests.deploy.manifests import DATA, DEPLOY, REPO
 from tests.rehearsal.kuberay import Obj, Pod, build_pod
 from tests.rehearsal.podman import Podman

@@ -1,7 +1,7 @@
 """The image `make image` built, as a container engine sees it (podman; skipped without it).
 
 Same entry points, same non-root user and the wheel of this release, whichever base it was
-built on; no build-time CA bundle left behind (tests/deploy/test_dockerfile.py checks the
+built on; not the test kit; no build-time CA bundle left behind (tests/deploy/test_dockerfile.py checks the
 Dockerfile's text, this checks what came out of it).
 """
 
@@ -43,6 +43,11 @@ def test_the_image_runs_this_release_as_the_ray_user(podman: Podman) -> None:
     assert run(podman, "ray-syncer", "--version").strip() == f"ray-syncer {package_version()}"
     assert run(podman, "python", "-c", "import ray; print(ray.__version__)").strip() == ray_version()
     assert run(podman, "id", "-un").strip() == "ray"
+    # The operator without the test kit: not installed, not required.
+    assert run(podman, "sh", "-c", "python -c 'import ray_syncer_testkit' 2>&1 || echo absent"
+               ).strip().endswith("absent")
+    requires = run(podman, "sh", "-c", "pip show ray-syncer | sed -n 's/^Requires: //p'")
+    assert "cryptography" not in requires and "kubernetes" in requires
     # The head's entry point, and wget for KubeRay's injected probes.
     assert run(podman, "sh", "-c", "for c in ray-syncer-head wget; do command -v $c; done").split() == [
         "/usr/local/bin/ray-syncer-head", "/usr/bin/wget"]

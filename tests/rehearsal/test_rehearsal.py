@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
+from ray_syncer_testkit.envtest import ControlPlane
 
-from ray_syncer.testing.envtest import ControlPlane
 from tests.rehearsal.conftest import figures
 from tests.rehearsal.deployment import (
     Deployment,
