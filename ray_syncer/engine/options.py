@@ -52,6 +52,9 @@ class EngineOptions:
     field_manager: str = "krm-syncer"
     # While the write gate (split-brain fencing) refuses, held keys come back after this long.
     gate_retry_s: float = 1.0
+    # How often the recovery point asks the source for its current resourceVersion (one
+    # limit=1 list per source client and kind, shared by that kind's shards in a process).
+    rpo_probe_s: float = 1.0
 
     @property
     def budget(self) -> BudgetOptions:

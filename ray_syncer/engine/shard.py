@@ -65,6 +65,8 @@ from ray_syncer.engine.reconciler import (
     Work,
     merge_work,
 )
+from ray_syncer.engine.recovery import RecoveryPoint, probe_for
+from ray_syncer.engine.resolve import resolve_kind
 from ray_syncer.engine.spec import ShardHealth, ShardSpec, ShardState
 from ray_syncer.engine.transform import (
     MANAGED_BY_LABEL,
@@ -75,8 +77,7 @@ from ray_syncer.engine.transform import (
     split_key,
 )
 from ray_syncer.engine.watcher import Watcher
-from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
-from ray_syncer.kube.errors import describe_error
+from ray_syncer.kube.client import KubeClient, ResourceInfo
 from ray_syncer.metrics import ShardMetrics
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Shard:
         self._src_watcher: Watcher | None = None
         self._dst_watcher: Watcher | None = None
         self._copies: Copies | None = None  # the destination side, once the kind is resolved
+        self._recovery = RecoveryPoint(self._clock)
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
         self._running = False
@@ -202,7 +204,6 @@ class Shard:
                 message = self._ledger.conflict_message()
         # A namespace-mapping collision leaves the losers unsynced: it counts as a conflict.
         conflicted = sorted({*self._ledger.conflicts, *self._collisions()})
-        names = conflicted[: self._options.report_sample]
         errors = len(self._ledger.errors)
         return ShardHealth(
             shard_id=self.spec.shard_id,
@@ -212,7 +213,7 @@ class Shard:
             pending=len(q),
             in_flight=len(self._in_flight),
             conflicts=len(conflicted),
-            conflict_names=names,
+            conflict_names=conflicted[: self._options.report_sample],
             errors=errors,
             last_error=self._ledger.last_error if errors else "",
             lag_seconds=q.oldest_age(),
@@ -221,9 +222,7 @@ class Shard:
             delete_guard_tripped=self._guard.tripped is not None,
             synced=bool(
                 listed
-                and len(q) == 0
-                and q.in_flight == 0
-                and not self._in_flight
+                and self._oldest_unwritten() is None
                 and errors == 0
                 and self._guard.tripped is None
                 and (dst is None or dst.healthy)
@@ -233,6 +232,7 @@ class Shard:
             took_over=dict(self._ledger.took_over),
             write_budget_per_s=round(self._applier.budget.rate, 1) if self._applier else 0.0,
             write_budget_decreases=self._applier.budget.decreases if self._applier else 0,
+            recovery_point=self._recovery.current_at,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -266,9 +266,26 @@ class Shard:
             owners=OwnerProbe(source=self._source, dest=self._dest, clock=self._clock.monotonic),
         )
         self._reconciler.managed_by = self.managed_by
-        dest_ns = None
-        if self._namespaced:
-            dest_ns = spec.dest_namespace or spec.source_namespace
+        self._start_watches(spec)
+        self._state = ShardState.LISTING
+        self._message = "listing the destination's owned copies"
+        assert self._dst_watcher and self._src_watcher and self._copies
+        self._spawn("destination watch", self._dst_watcher.run)
+        await self._copies.ready.wait()  # holdings seeded: no-op detection works from the start
+        self._state = ShardState.SYNCING
+        self._message = ""
+        self._spawn("source watch", self._src_watcher.run)
+        self._spawn("dispatcher", self._dispatch)
+        self._spawn("resync", self._resync_loop)
+        self._spawn("conflict recheck", self._recheck_loop)
+        self._spawn("metrics", self._metrics_loop)
+        await asyncio.gather(*self._tasks)
+
+    def _start_watches(self, spec: ShardSpec) -> None:
+        """The destination and source watches, and the recovery point following the source."""
+        assert self._src_res is not None and self._dst_res is not None
+        dest_ns = (spec.dest_namespace or spec.source_namespace) if self._namespaced else None
+        src_ns = spec.source_namespace if self._src_res.namespaced else None
         self._copies = Copies(
             spec=spec, managed_by=self.managed_by, namespaced=self._namespaced,
             holdings=self._holdings, queue=self._queue, clock=self._clock,
@@ -290,25 +307,19 @@ class Shard:
             name="source",
             client=self._source,
             res=self._src_res,
-            handler=_SourceHandler(self),
+            handler=self,  # the source side below is the watch's handler
             options=self._options,
             clock=self._clock,
             metrics=self._metrics,
-            namespace=spec.source_namespace if self._src_res.namespaced else None,
+            namespace=src_ns,
             label_selector=spec.label_selector,
+            on_progress=self._recovery.seen,
         )
-        self._state = ShardState.LISTING
-        self._message = "listing the destination's owned copies"
-        self._spawn("destination watch", self._dst_watcher.run)
-        await self._copies.ready.wait()  # holdings seeded: no-op detection works from the start
-        self._state = ShardState.SYNCING
-        self._message = ""
-        self._spawn("source watch", self._src_watcher.run)
-        self._spawn("dispatcher", self._dispatch)
-        self._spawn("resync", self._resync_loop)
-        self._spawn("conflict recheck", self._recheck_loop)
-        self._spawn("metrics", self._metrics_loop)
-        await asyncio.gather(*self._tasks)
+        probe = probe_for(self._source, self._src_res, namespace=src_ns,
+                          label_selector=spec.label_selector, clock=self._clock,
+                          interval_s=self._options.rpo_probe_s)
+        self._spawn("recovery point", lambda: self._recovery.follow(
+            probe, self._oldest_unwritten, every_s=self._options.rpo_probe_s / 2))
 
     def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         self._tasks.append(asyncio.ensure_future(self._supervise(name, factory)))
@@ -328,30 +339,13 @@ class Shard:
                 await self._clock.sleep(backoff.next())
 
     async def _resolve(self) -> tuple[ResourceInfo, ResourceInfo]:
-        spec = self.spec
-        gvk = f"{spec.group_version}/{spec.kind}"
-        backoff = Backoff(base=self._options.retry_base_s, cap=self._options.retry_max_s)
-        while True:
-            self._state = ShardState.RESOLVING
-            try:
-                src = await self._source.resolve(spec.group, spec.version, spec.kind)
-                dst = await self._dest.resolve(spec.group, spec.version, spec.kind)
-            except (ApiError, TransportError) as exc:
-                self._state = ShardState.DEGRADED
-                self._message = f"discovery failed: {describe_error(exc)}"
-                await self._clock.sleep(backoff.next())
-                continue
-            if src is not None and dst is not None:
-                return src, dst
-            side = "source" if src is None else "destination"
-            delay = backoff.next()
-            self._state = ShardState.KIND_MISSING
-            self._message = (
-                f"the {side} cluster does not serve {gvk} (is its CRD installed there?); "
-                f"retrying in {delay:.0f}s"
-            )
-            await self._clock.sleep(delay)
-            (self._source if src is None else self._dest).invalidate_discovery()
+        def report(state: ShardState, message: str | None) -> None:
+            self._state = state
+            if message is not None:
+                self._message = message
+
+        return await resolve_kind(self.spec, source=self._source, dest=self._dest,
+                                  options=self._options, clock=self._clock, report=report)
 
     async def _shutdown(self) -> None:
         for t in self._tasks:
@@ -497,12 +491,23 @@ class Shard:
                 dkey, Work(DELETE, seen=self._clock.monotonic(), watched=True)
             )
 
-    def source_list_begin(self) -> None:
+    async def list_page(self, items: list[dict[str, Any]]) -> None:
+        for obj in items:
+            await self.source_object(obj, watched=False)
+
+    async def event(self, type: str, obj: dict[str, Any]) -> None:
+        self._metrics.event(type)
+        if type == "DELETED":
+            await self.source_gone(obj)
+        else:
+            await self.source_object(obj, watched=True)
+
+    async def list_begin(self) -> None:
         self._listed = set()
         if self._claims is not None:
             self._claims.list_begin()
 
-    async def source_list_end(self) -> None:
+    async def list_end(self, resource_version: str = "") -> None:
         deferred = self._claims.list_end() if self._claims is not None else {}
         for dkey, src_ns in deferred.items():  # the smaller namespace is really gone
             await self._queue.put(
@@ -527,7 +532,7 @@ class Shard:
         for key in gone:
             await self._queue.put(key, Work(DELETE, seen=self._clock.monotonic()))
 
-    def source_list_abort(self) -> None:
+    async def list_abort(self) -> None:
         self._listed = None  # a partial list proves nothing: no deletes from it
         if self._claims is not None:
             self._claims.list_abort()
@@ -557,6 +562,13 @@ class Shard:
                         key, Work(REFETCH, source_key=src, seen=self._clock.monotonic())
                     )
 
+    def _oldest_unwritten(self) -> float | None:
+        """When the oldest change still queued or being written was seen (None: none)."""
+        q = self._queue
+        if not (len(q) or q.in_flight or self._in_flight):
+            return None
+        return self._clock.monotonic() - q.oldest_age()
+
     async def _metrics_loop(self) -> None:
         m = self._metrics
         while True:
@@ -572,28 +584,3 @@ class Shard:
                 m.coalesced(q.coalesced - self._coalesced_reported)
                 self._coalesced_reported = q.coalesced
             await self._clock.sleep(1.0)
-
-
-class _SourceHandler:
-    def __init__(self, shard: Shard) -> None:
-        self._s = shard
-
-    async def list_begin(self) -> None:
-        self._s.source_list_begin()
-
-    async def list_page(self, items: list[dict[str, Any]]) -> None:
-        for obj in items:
-            await self._s.source_object(obj, watched=False)
-
-    async def list_end(self, resource_version: str) -> None:
-        await self._s.source_list_end()
-
-    async def list_abort(self) -> None:
-        self._s.source_list_abort()
-
-    async def event(self, type: str, obj: dict[str, Any]) -> None:
-        self._s._metrics.event(type)
-        if type == "DELETED":
-            await self._s.source_gone(obj)
-        else:
-            await self._s.source_object(obj, watched=True)

@@ -95,3 +95,5 @@ class ShardHealth:
     write_budget_decreases: int = 0
     # Copies made by KRMSyncers that no longer exist, taken over since start: owner -> count.
     took_over: dict[str, int] = field(default_factory=dict)
+    # Unix time the shard last knew it was current (engine.recovery); None: not yet once.
+    recovery_point: float | None = None

@@ -64,9 +64,13 @@ class Watcher:
         namespace: str | None = None,
         label_selector: str | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self._on_error = on_error  # told of every list/watch failure (the shard's write gate)
+        # Told the resourceVersion up to which everything was delivered: after a complete
+        # list, each event and each bookmark (the shard's recovery point).
+        self._on_progress = on_progress
         self._client = client
         self._res = res
         self._handler = handler
@@ -132,6 +136,7 @@ class Watcher:
         if self._metrics:
             self._metrics.relisted()
         await self._handler.list_end(rv)
+        self._progress(rv)
         self.healthy = True
         self.message = ""
         return True
@@ -200,15 +205,16 @@ class Watcher:
                 etype = ev.get("type") or ""
                 obj = ev.get("object") or {}
                 rv = (obj.get("metadata") or {}).get("resourceVersion")
-                if etype == "BOOKMARK":
-                    if rv:
-                        self._rv = rv
-                    continue
                 if etype in ("ADDED", "MODIFIED", "DELETED"):
                     await self._handler.event(etype, obj)
                 if rv:
                     self._rv = rv
+                    self._progress(rv)
         return got
+
+    def _progress(self, rv: str) -> None:
+        if self._on_progress is not None and rv:
+            self._on_progress(rv)
 
     def _fail(self, exc: BaseException, reason: str) -> None:
         self.state = "error"

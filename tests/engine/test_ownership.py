@@ -114,16 +114,16 @@ async def test_unordered_relist_never_flips_a_collision(env: Env) -> None:
         objs = await env.items(env.sc, CM)
         env.dst.clear_log()
         # A relist that delivers b's object first, in an earlier page than a's.
-        shard.source_list_begin()
+        await shard.list_begin()
         await shard.source_object(objs["b/same"], watched=False)
         await asyncio.sleep(0.1)  # pages apart: the applier runs in between
         await shard.source_object(objs["a/same"], watched=False)
-        await shard.source_list_end()
+        await shard.list_end()
         await asyncio.sleep(0.2)
         assert not [r for r in env.dst.request_log if r.method == "PATCH"]
         assert (await env.items(env.dc, CM, "dr"))["dr/same"]["data"] == {"from": "a"}
         # A relist in which a's object is gone: b takes over at the end of the list.
-        shard.source_list_begin()
+        await shard.list_begin()
         await shard.source_object(objs["b/same"], watched=False)
-        await shard.source_list_end()
+        await shard.list_end()
         await eventually(lambda: _data(env, "dr/same", {"from": "b"}))
