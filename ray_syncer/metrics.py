@@ -122,6 +122,19 @@ GUARD = Gauge(
     registry=REGISTRY,
 )
 SHARDS = Gauge("krmsyncer_shards", "Shards by state.", ["state"], registry=REGISTRY)
+RPO = Gauge(
+    "krmsyncer_rpo_seconds",
+    "The recovery point: now minus the last time the shard knew the standby was current "
+    "(set by the operator, for every shard a KRMSyncer should run, running or not).",
+    list(_SHARD),
+    registry=REGISTRY,
+)
+RPO_TARGET = Gauge(
+    "krmsyncer_rpo_target_seconds",
+    "spec.rpoTarget of a KRMSyncer, in seconds (absent when unset).",
+    ["syncer"],
+    registry=REGISTRY,
+)
 LATENCY = Histogram(
     "krmsyncer_sync_latency_seconds",
     "From source event seen to destination write acknowledged.",
@@ -243,6 +256,33 @@ def _children(metric: Counter) -> list[tuple[str, ...]]:
     # child); there is no public way to enumerate label values.
     with metric._lock:
         return [tuple(k) for k in metric._metrics]
+
+
+_rpo_lock = threading.Lock()
+_rpo_seen: set[tuple[str, str]] = set()
+_rpo_targets_seen: set[str] = set()
+
+
+def set_recovery_points(
+    points: Mapping[tuple[str, str], float], targets: Mapping[str, float]
+) -> None:
+    """Operator side: ``(syncer, shard) -> seconds`` and ``syncer -> target seconds``; the
+    series of shards and syncers no longer present are dropped."""
+    with _rpo_lock:
+        for labels in _rpo_seen - set(points):
+            with contextlib.suppress(KeyError):
+                RPO.remove(*labels)
+        for syncer in _rpo_targets_seen - set(targets):
+            with contextlib.suppress(KeyError):
+                RPO_TARGET.remove(syncer)
+        for labels, seconds in points.items():
+            RPO.labels(*labels).set(seconds)
+        for syncer, seconds in targets.items():
+            RPO_TARGET.labels(syncer).set(seconds)
+        _rpo_seen.clear()
+        _rpo_seen.update(points)
+        _rpo_targets_seen.clear()
+        _rpo_targets_seen.update(targets)
 
 
 _states_lock = threading.Lock()

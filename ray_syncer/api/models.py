@@ -79,6 +79,7 @@ LabelOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 DEFAULT_SECRET_KEY = "kubeconfig"
 DEFAULT_RESYNC_PERIOD = "10m"
 MIN_RESYNC_SECONDS = 1.0
+MIN_RPO_TARGET_SECONDS = 1.0
 
 # ---------------------------------------------------------------------------
 # Spec models: input from users. Aliases only (the wire names), strict types.
@@ -402,6 +403,9 @@ class KRMSyncerSpec(_SpecModel):
     conflict_policy: ConflictPolicy = "Skip"
     deletion_policy: DeletionPolicy = "Delete"
     resync_period: StrictStr = DEFAULT_RESYNC_PERIOD
+    # The recovery point the standby must keep (a duration); past it, the
+    # RecoveryPointObjective condition goes False and a Warning Event is posted.
+    rpo_target: StrictStr | None = None
 
     @field_validator("rules")
     @classmethod
@@ -420,6 +424,19 @@ class KRMSyncerSpec(_SpecModel):
         except ValueError as exc:
             raise PydanticCustomError("krm", str(exc)) from None
         if seconds < MIN_RESYNC_SECONDS:
+            raise PydanticCustomError("krm", "must be at least 1s, got {got}", {"got": _show(v)})
+        return v
+
+    @field_validator("rpo_target")
+    @classmethod
+    def _rpo(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            seconds = parse_duration(v)
+        except ValueError as exc:
+            raise PydanticCustomError("krm", str(exc)) from None
+        if seconds < MIN_RPO_TARGET_SECONDS:
             raise PydanticCustomError("krm", "must be at least 1s, got {got}", {"got": _show(v)})
         return v
 
@@ -449,6 +466,10 @@ class KRMSyncerSpec(_SpecModel):
     @property
     def resync_period_seconds(self) -> float:
         return parse_duration(self.resync_period)
+
+    @property
+    def rpo_target_seconds(self) -> float | None:
+        return None if self.rpo_target is None else parse_duration(self.rpo_target)
 
 
 def spec_cross_field_errors(spec: Mapping[str, Any]) -> list[tuple[str, str]]:

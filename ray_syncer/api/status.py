@@ -52,9 +52,14 @@ def rfc3339(ts: float | None = None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_rfc3339(text: str) -> float:
+    """The unix time of a metav1.Time string; ValueError when it is not one."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def _check_rfc3339(v: str) -> str:
     try:
-        datetime.fromisoformat(v.replace("Z", "+00:00"))
+        parse_rfc3339(v)
     except ValueError:
         raise PydanticCustomError(
             "krm", "must be an RFC 3339 time, got {got}", {"got": _show(v)}
@@ -97,6 +102,8 @@ class ShardStatus(_StatusModel):
     conflicts: StrictInt = Field(default=0, ge=0)
     last_sync_time: StrictStr | None = None
     lag_seconds: StrictFloat | StrictInt = Field(default=0.0, ge=0)
+    # Now minus the last time the shard knew it was current (engine.recovery); absent until once.
+    recovery_point_seconds: StrictFloat | StrictInt | None = Field(default=None, ge=0)
     message: StrictStr | None = None
 
     @field_validator("last_sync_time")
@@ -115,6 +122,16 @@ class KRMSyncerStatus(_StatusModel):
     # How each glob rule expanded, one human line per rule ("*.cnrm... -> 12 kinds: ...").
     expanded_rules: tuple[StrictStr, ...] = ()
     conflicts_sample: tuple[StrictStr, ...] = ()  # a bounded sample of "namespace/name (Kind)"
+    # The worst shard's recovery point (seconds), and the target it is held to.
+    recovery_point_seconds: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+    rpo_target_seconds: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+    # now - recovery_point_seconds, rounded down: where a restarted operator starts from.
+    recovery_point_time: StrictStr | None = None
+
+    @field_validator("recovery_point_time")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        return v if v is None else _check_rfc3339(v)
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

@@ -19,7 +19,7 @@ from ray_syncer import API_GROUP, API_VERSION, KIND
 from ray_syncer.engine.spec import ShardHealth
 from ray_syncer.kube.client import KubeClient
 from ray_syncer.kube.events import post_event
-from ray_syncer.operator.status import condition
+from ray_syncer.operator.status import CONDITION_TYPES, condition
 
 log = logging.getLogger("ray_syncer.operator.reconciler")
 
@@ -41,7 +41,7 @@ class Notifier:
     ) -> None:
         """One Event per condition transition worth telling a person about."""
         out: list[tuple[str, str, str]] = []
-        for ctype in ("Ready", "Suspended", "Synced", "DestinationReachable", "Degraded"):
+        for ctype in CONDITION_TYPES:
             was, now_c = condition(old, ctype), condition(new, ctype)
             if now_c is None:
                 continue
@@ -71,6 +71,11 @@ class Notifier:
             elif ctype == "Degraded" and status == "True":
                 # Shard problems (403 per kind, KindMissing, conflicts, object errors, guard).
                 out.append(("Warning", reason, message))
+            elif ctype == "RecoveryPointObjective" and status == "False":
+                out.append(("Warning", "RecoveryPointObjectiveMissed", message))
+            elif (ctype == "RecoveryPointObjective" and status == "True" and was is not None
+                  and was.get("status") == "False"):
+                out.append(("Normal", "RecoveryPointObjectiveMet", message))
         for etype, reason, message in out:
             ident = (reason, message)
             if ident in told:

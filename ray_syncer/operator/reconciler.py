@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray_syncer import API_GROUP, API_VERSION, KIND, PLURAL
 from ray_syncer.api.models import KRMSyncer
 from ray_syncer.api.parse import SpecError, is_suspended_effectively, parse_krmsyncer
+from ray_syncer.api.status import parse_rfc3339
 from ray_syncer.engine.spec import ShardHealth, ShardSpec
 from ray_syncer.fencing import (
     FenceCache,
@@ -45,6 +46,7 @@ from ray_syncer.fleet.plan import DesiredShard
 from ray_syncer.fleet.supervisor import Fleet, SupervisorReport
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo, TransportError
 from ray_syncer.kube.config import ClusterConfig
+from ray_syncer.metrics import set_recovery_points
 from ray_syncer.operator.notify import Notifier
 from ray_syncer.operator.planner import Tenancy, expand_rules, plan_syncer, revision
 from ray_syncer.operator.remotes import SECRET_RES, Remote, Remotes, server_key
@@ -140,6 +142,11 @@ class Reconciler:
         self.last_pass: float = 0.0
         self.last_report: SupervisorReport | None = None
         self.passes = 0
+        # Per shard id: the last time it was known current (unix), and when it was first
+        # desired (its recovery point counts from then until it reports one).
+        self._current_at: dict[str, float] = {}
+        self._desired_since: dict[str, float] = {}
+        self._resumed: set[str] = set()  # syncers whose last recovery point was picked up
         self._trigger = asyncio.Event()
         # Split-brain decisions per syncer, re-checked every probe_ttl_s (ray_syncer.fencing).
         self.fences = FenceCache(ttl_s=self.settings.probe_ttl_s, clock=clock)
@@ -318,12 +325,66 @@ class Reconciler:
         self.passes += 1
         if self.on_report is not None:
             self.on_report(report)
+        self._recovery_points(facts, parsed, report, now)
         for key, f in facts.items():
             # Crashed, or on a host that does not answer (its node was lost): being restarted.
             restarting = [*report.failed, *report.lost]
             f.failed_shards = [s for s in restarting if s in self.state[key].shards]
             await self._write_status(key, syncers[key], f, report.health, now)
         return report
+
+    def _recovery_points(
+        self, facts: Mapping[str, SyncerFacts], parsed: Mapping[str, KRMSyncer | None],
+        report: SupervisorReport, now: float,
+    ) -> None:
+        """Every expected shard's recovery point into its syncer's facts, and the metrics.
+
+        A shard that does not report (not running, its host lost) keeps its last known
+        point, so its recovery point grows; one never current counts from when it was first
+        desired."""
+        points: dict[tuple[str, str], float] = {}
+        targets: dict[str, float] = {}
+        expected: set[str] = set()
+        for key, f in facts.items():
+            syncer = parsed.get(key)
+            f.rpo_target_s = syncer.spec.rpo_target_seconds if syncer is not None else None
+            if f.rpo_target_s is not None:
+                targets[key] = f.rpo_target_s
+            if f.invalid is not None or f.suspended:
+                continue
+            self._resume_recovery_point(key, syncer, f.expected_shards, now)
+            recovery: dict[str, float] = {}
+            for sid in f.expected_shards:
+                expected.add(sid)
+                since = self._desired_since.setdefault(sid, now)
+                health = report.health.get(sid)
+                if health is not None and health.recovery_point is not None:
+                    self._current_at[sid] = max(self._current_at.get(sid, 0.0),
+                                                health.recovery_point)
+                recovery[sid] = max(0.0, now - self._current_at.get(sid, since))
+                points[(key, sid)] = recovery[sid]
+            f.recovery = recovery
+        for gone in set(self._desired_since) - expected:
+            self._desired_since.pop(gone, None)
+            self._current_at.pop(gone, None)
+        self._resumed &= set(facts)
+        set_recovery_points(points, targets)
+
+    def _resume_recovery_point(
+        self, key: str, syncer: KRMSyncer | None, shards: Sequence[str], now: float
+    ) -> None:
+        """The first time this process sees a syncer, its shards start from the recovery point
+        the last operator wrote (status.recoveryPointTime): the standby was not kept current
+        while no operator ran, so that time counts."""
+        if key in self._resumed:
+            return
+        self._resumed.add(key)
+        written = syncer.status.recovery_point_time if syncer and syncer.status else None
+        if written is None:
+            return
+        at = min(now, parse_rfc3339(written))
+        for sid in shards:
+            self._desired_since.setdefault(sid, at)
 
     async def _syncer_facts(
         self,

@@ -17,12 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
+from ray_syncer.api.formats import format_duration
+from ray_syncer.api.status import rfc3339
 from ray_syncer.engine.spec import ShardHealth, ShardSpec, ShardState
 
-CONDITION_TYPES = ("Ready", "Suspended", "DestinationReachable", "Synced", "Degraded")
+CONDITION_TYPES = (
+    "Ready", "Suspended", "DestinationReachable", "Synced", "Degraded", "RecoveryPointObjective",
+)
 # Per-shard entries kept in status; beyond this the list is cut (worst shards first) and counted.
 MAX_SHARDS_IN_STATUS = 1000
 # A status that differs only in volatile numbers (lag, last sync time) is written at most this often.
@@ -55,10 +58,10 @@ class SyncerFacts:
     mode: str = "push"
     shard_specs: Mapping[str, ShardSpec] = field(default_factory=dict)  # shard id -> spec
     not_served: Sequence[str] = ()  # explicit rules the source cluster does not serve
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The recovery point of every expected shard, in seconds (engine.recovery; the operator
+    # ages the last known point of a shard that does not report), and spec.rpoTarget.
+    recovery: Mapping[str, float] = field(default_factory=dict)
+    rpo_target_s: float | None = None
 
 
 def _cond(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -80,7 +83,9 @@ def _shard_problem(h: ShardHealth) -> tuple[int, str] | None:
     return None
 
 
-def _shard_entry(h: ShardHealth, spec: ShardSpec | None) -> dict[str, Any]:
+def _shard_entry(
+    h: ShardHealth, spec: ShardSpec | None, recovery: float | None = None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": h.shard_id,
         "state": h.state.value if isinstance(h.state, ShardState) else str(h.state),
@@ -98,6 +103,8 @@ def _shard_entry(h: ShardHealth, spec: ShardSpec | None) -> dict[str, Any]:
             entry["namespace"] = spec.source_namespace
     if h.last_sync_time is not None:
         entry["lastSyncTime"] = rfc3339(h.last_sync_time)
+    if recovery is not None:
+        entry["recoveryPointSeconds"] = round(recovery, 1)
     message = h.last_error or h.message
     if message:
         entry["message"] = message[:300]
@@ -111,7 +118,35 @@ def _summarise(names: Sequence[str], limit: int = 3) -> str:
 
 
 def conditions_for(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[dict[str, Any]]:
-    """The five conditions, without timestamps."""
+    """The six conditions, without timestamps."""
+    return [*_five(facts, shards), _recovery_point(facts)]
+
+
+def _recovery_point(facts: SyncerFacts) -> dict[str, Any]:
+    """RecoveryPointObjective. The value itself is in status (it changes every pass); the
+    message names the target and the worst shard, so a person can act on it."""
+    ctype, target = "RecoveryPointObjective", facts.rpo_target_s
+    if facts.invalid is not None or facts.suspended:
+        why = "InvalidSpec" if facts.invalid is not None else "Suspended"
+        return _cond(ctype, "Unknown", why, "not judged: nothing is synced")
+    if not facts.expected_shards:
+        return _cond(ctype, "True", "NoShards", "no resources matched the rules")
+    if not facts.recovery:
+        return _cond(ctype, "Unknown", "NotMeasured", "no shard has reported being current yet")
+    worst_id, worst = max(facts.recovery.items(), key=lambda kv: kv[1])
+    if target is None:
+        return _cond(ctype, "True", "NoTarget", "the recovery point is reported in "
+                     "status.recoveryPointSeconds; set spec.rpoTarget to judge it")
+    shown = format_duration(target)
+    if worst <= target:
+        return _cond(ctype, "True", "WithinTarget", f"every shard within the target {shown}")
+    return _cond(ctype, "False", "TargetMissed",
+                 f"the recovery point is past the target {shown}: shard {worst_id} "
+                 "(see its entry in status.shards)")
+
+
+def _five(facts: SyncerFacts, shards: Sequence[ShardHealth]) -> list[dict[str, Any]]:
+    """Ready, Suspended, DestinationReachable, Synced, Degraded."""
     blocked = _blocked(facts)
     if blocked is not None:
         return blocked
@@ -268,7 +303,8 @@ def compute_status(
     mine = [h for h in shards if h.shard_id in expected]
     ordered = sorted(mine, key=lambda h: ((_shard_problem(h) or (9, ""))[0], h.shard_id))
     entries = [
-        _shard_entry(h, facts.shard_specs.get(h.shard_id)) for h in ordered[:MAX_SHARDS_IN_STATUS]
+        _shard_entry(h, facts.shard_specs.get(h.shard_id), facts.recovery.get(h.shard_id))
+        for h in ordered[:MAX_SHARDS_IN_STATUS]
     ]
     status: dict[str, Any] = {
         "observedGeneration": facts.generation,
@@ -281,6 +317,12 @@ def compute_status(
         status["shardsOmitted"] = len(ordered) - MAX_SHARDS_IN_STATUS
     if facts.expansions:
         status["expandedRules"] = list(facts.expansions)
+    if facts.recovery and not (facts.invalid or facts.suspended):
+        worst = max(facts.recovery.values())
+        status["recoveryPointSeconds"] = round(worst, 1)
+        status["recoveryPointTime"] = rfc3339(now - worst)  # rounded down: never too recent
+    if facts.rpo_target_s is not None:
+        status["rpoTargetSeconds"] = facts.rpo_target_s
     sample = [name for h in ordered for name in h.conflict_names][:CONFLICT_SAMPLE]
     if sample:
         status["conflictsSample"] = sample
@@ -295,11 +337,14 @@ def _stable_view(status: Mapping[str, Any] | None) -> Any:
         {k: v for k, v in c.items() if k != "lastTransitionTime"}
         for c in status.get("conditions", []) or []
     ]
+    volatile = ("lagSeconds", "lastSyncTime", "pending", "recoveryPointSeconds",
+                "recoveryPointTime")
     shards = [
-        {k: v for k, v in s.items() if k not in ("lagSeconds", "lastSyncTime", "pending")}
+        {k: v for k, v in s.items() if k not in volatile}
         for s in status.get("shards", []) or []
     ]
-    rest = {k: v for k, v in status.items() if k not in ("conditions", "shards")}
+    rest = {k: v for k, v in status.items()
+            if k not in ("conditions", "shards", *volatile)}
     return conds, shards, rest
 
 

@@ -103,6 +103,8 @@ VALID: list[tuple[str, Edit]] = [
     ("resync-fraction", spec(resyncPeriod="1.5h")),
     ("resync-min", spec(resyncPeriod="1s")),
     ("resync-ms-sum", spec(resyncPeriod="1s500ms")),
+    ("rpo-target", spec(rpoTarget="30s")),
+    ("rpo-target-minutes", spec(rpoTarget="5m")),
     ("selector-empty", selector({})),
     ("selector-labels", selector({"matchLabels": {"app.kubernetes.io/name": "shop", "tier": ""}})),
     (
@@ -223,6 +225,12 @@ INVALID: list[tuple[str, Edit, str]] = [
         "spec.resyncPeriod: must be a duration such as...",
     ),
     ("resync-number", spec(resyncPeriod=600), "spec.resyncPeriod: must be a string, got 600"),
+    (
+        "rpo-no-unit",
+        spec(rpoTarget="30"),
+        "spec.rpoTarget: must be a duration such as 90s, 10m or 1h30m (units ns, us, ms, s, m, h), got '30'",
+    ),
+    ("rpo-sub-second", spec(rpoTarget="500ms"), "spec.rpoTarget: must be at least 1s, got '500ms'"),
     ("suspend-string", spec(suspend="true"), "spec.suspend: must be true or false, got 'true'"),
     (
         "include-owned-string",

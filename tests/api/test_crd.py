@@ -58,7 +58,8 @@ def test_names_scope_and_subresources() -> None:
 def test_printer_columns() -> None:
     [version] = load_crd()["spec"]["versions"]
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Mode", "Suspended", "Ready", "Synced", "Objects", "Age"]
+    assert list(columns) == ["Mode", "Suspended", "Ready", "Synced", "Objects", "RPO", "Age"]
+    assert columns["RPO"]["jsonPath"] == ".status.recoveryPointSeconds"
     assert columns["Mode"]["jsonPath"] == ".spec.mode"
     for name in ("Suspended", "Ready", "Synced"):
         assert columns[name]["jsonPath"] == f'.status.conditions[?(@.type=="{name}")].status'

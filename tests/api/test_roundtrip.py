@@ -34,6 +34,8 @@ def _operator_status() -> dict[str, Any]:
         generation=1,
         expected_shards=[shard, "default/configmap-sync/core/Secret/default"],
         expansions=["rules[1] *.example.com/*/* -> 2 kind(s): A.x.example.com, B.y.example.com"],
+        recovery={shard: 1.5, "default/configmap-sync/core/Secret/default": 42.0},
+        rpo_target_s=30.0,
     )
     healths = [
         ShardHealth(
@@ -131,7 +133,10 @@ def test_status_written_by_the_operator_survives_the_status_subresource(
         "DestinationReachable",
         "Synced",
         "Degraded",
+        "RecoveryPointObjective",
     }
+    assert syncer.status.recovery_point_seconds == 42.0
+    assert syncer.status.rpo_target_seconds == 30.0
 
 
 def test_schema_of_the_server_is_the_packaged_one(api: kubernetes.client.ApiClient) -> None:

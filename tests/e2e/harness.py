@@ -96,15 +96,19 @@ class Cluster:
 
     # -- identities ----------------------------------------------------------------------------
 
-    async def add_user(self, name: str) -> Identity:
-        """A new identity with full rights: its token, kubeconfig and name in the request log.
+    async def add_user(self, name: str, *, read_only: bool = False) -> Identity:
+        """A new identity with full rights (or read-only ones): its token, kubeconfig and name
+        in the request log.
 
         In memory, a bearer token of the server's; on a real cluster a ServiceAccount bound to
-        cluster-admin, with a token from the TokenRequest API, as a person would do it.
+        cluster-admin (or the built-in ``view``), with a token from the TokenRequest API, as a
+        person would do it.
         """
         if self.server is not None:
             token = f"tok-{name}-{uuid.uuid4().hex}"
-            self.server.add_user(token, user=name)
+            reads = ("get", "list", "watch")
+            allow = (lambda verb, *_: verb in reads) if read_only else None
+            self.server.add_user(token, user=name, allow=allow)
             return Identity(token, self.server.kubeconfig(token=token), name)
         async with self.client() as c:
             await ensure_namespace(c, USERS_NS)
@@ -116,7 +120,7 @@ class Cluster:
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                 "metadata": {"name": f"e2e-{name}"},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": "cluster-admin"},
+                            "name": "view" if read_only else "cluster-admin"},
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": USERS_NS}],
             }
             with contextlib.suppress(ApiError):
@@ -313,11 +317,13 @@ async def operator(
     shards_per_host: int = AUTOMATIC,
     stop_shards_on_exit: bool = True,
     supervisor_resource: str = actors.HEAD_RESOURCE,
+    backend: Any = None,
     **overrides: Any,
 ) -> AsyncIterator[Operator]:
     """The operator in-process (same path as ``ray-syncer run``), watching one namespace.
 
-    Packing and the supervisor's place are the product's defaults unless given.
+    Packing and the supervisor's place are the product's defaults unless given. ``backend``:
+    another fleet than the Ray one (an in-process ``SupervisorCore``, for injected faults).
     """
     own_cluster = clusters.source if own == "source" else clusters.dest
     options = OperatorOptions(
@@ -333,7 +339,7 @@ async def operator(
     )
     for k, v in overrides.items():
         setattr(options, k, v)
-    backend = actors.RayBackend(
+    backend = backend or actors.RayBackend(
         actors.ActorSettings(
             shards_per_host=shards_per_host,
             supervisor_resource=supervisor_resource,

@@ -27,6 +27,7 @@ class FakeShard:
         self._crash: BaseException | None = None
         self._wake = asyncio.Event()
         self.running = False
+        self.current_at: float | None = None  # what it reports as its recovery point
 
     async def run(self) -> None:
         self.log.append(f"run {self.desired.shard_id} {self.desired.revision}")
@@ -55,6 +56,7 @@ class FakeShard:
             state=ShardState.SYNCING if self.running else ShardState.PENDING,
             synced=self.running,
             objects=1,
+            recovery_point=self.current_at,
         )
 
 

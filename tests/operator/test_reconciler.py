@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from ray_syncer_testkit import ApiServer
 
 from ray_syncer.api.crd import load_crd
+from ray_syncer.api.status import parse_rfc3339, rfc3339
 from ray_syncer.fleet.supervisor import LocalDriver, SupervisorCore
 from ray_syncer.kube.client import KubeClient, ResourceInfo
 from ray_syncer.kube.config import load_kubeconfig_text
@@ -30,12 +32,19 @@ EVENTS = ResourceInfo("", "v1", "Event", "events", True)
 class World:
     def __init__(self, source: ApiServer, dest: ApiServer, client: KubeClient) -> None:
         self.source, self.dest, self.client = source, dest, client
+        self.stop = asyncio.Event()
+        self.reconciler_task: asyncio.Task[None] | None = None
+        self.volatile_s = 30.0  # refresh of changing numbers alone (the recovery point)
+        self.restart()
+
+    def restart(self) -> None:
+        """A new operator process: nothing of the last one's memory is kept."""
         self.factory = ShardFactory()
         self.driver = LocalDriver(shard_factory=self.factory, client_factory=self.factory.client)
         self.core = SupervisorCore(self.driver)
         self.reconciler = Reconciler(
-            client,
-            load_kubeconfig_text(source.kubeconfig()),
+            self.client,
+            load_kubeconfig_text(self.source.kubeconfig()),
             self.core,
             Settings(
                 namespace="team",
@@ -44,6 +53,7 @@ class World:
                 probe_ttl_s=0.1,
                 watch_crds=False,
                 status_min_interval_s=0.1,
+                status_volatile_interval_s=self.volatile_s,
             ),
         )
 
@@ -79,11 +89,10 @@ async def world() -> AsyncIterator[World]:
             break
         await asyncio.sleep(0.05)
     w = World(source, dest, client)
-    stop = asyncio.Event()
-    task = asyncio.create_task(w.reconciler.run(stop))
+    w.reconciler_task = asyncio.create_task(w.reconciler.run(w.stop))
     yield w
-    stop.set()
-    await task
+    w.stop.set()
+    await w.reconciler_task
     await w.core.shutdown()
     await client.close()
     await source.stop()
@@ -182,3 +191,62 @@ async def test_deleted_secret_stops_shards_and_recovery_restarts_them(world: Wor
     await put_secret(world, world.dest.kubeconfig())
     await world.until("s", "Ready", "True", "Running")
     assert list(world.driver.hosts) == ["team/s/core/ConfigMap/team"]
+
+
+async def _keep_current(w: World) -> None:
+    """Every running fake shard reports itself current, as a healthy shard does."""
+    while True:
+        for shard in w.factory.shards.values():
+            if shard.running:
+                shard.current_at = time.time()
+        await asyncio.sleep(0.05)
+
+
+async def test_a_shard_that_is_not_running_ages_its_recovery_point(world: World) -> None:
+    world.reconciler.settings.status_volatile_interval_s = 0.2
+    await put_secret(world, world.dest.kubeconfig())
+    await put_syncer(world, "s", rpoTarget="2s")
+    current = asyncio.create_task(_keep_current(world))
+    try:
+        await world.until("s", "RecoveryPointObjective", "True", "WithinTarget")
+    finally:
+        current.cancel()
+    # It crashes, and every shard started in its place never gets current: the last point
+    # known stays where it was, and the recovery point grows past the target.
+    (sid,) = world.factory.shards
+    world.factory.shards[sid].crash(RuntimeError("boom"))
+    st = await world.until("s", "RecoveryPointObjective", "False", "TargetMissed")
+    assert st["recoveryPointSeconds"] > 2 and sid in condition(st, "RecoveryPointObjective")["message"]  # type: ignore[index]
+    assert any(x.startswith(f"run {sid}") for x in world.factory.log[1:])  # restarted, yet behind
+
+
+async def test_a_restarted_operator_counts_its_downtime(world: World) -> None:
+    """The next operator starts from the recovery point the last one wrote: an hour in which
+    no operator ran is an hour the standby may have missed."""
+    world.volatile_s = world.reconciler.settings.status_volatile_interval_s = 0.2
+    await put_secret(world, world.dest.kubeconfig())
+    await put_syncer(world, "s", rpoTarget="10m")
+    current = asyncio.create_task(_keep_current(world))
+    try:
+        st = await world.until("s", "RecoveryPointObjective", "True", "WithinTarget")
+        assert parse_rfc3339(st["recoveryPointTime"]) > time.time() - 30
+        # The operator stops; the last status it wrote is an hour old by now.
+        world.stop.set()
+        assert world.reconciler_task is not None
+        await world.reconciler_task
+        await world.core.shutdown()
+        hour_ago = rfc3339(time.time() - 3600)
+        await world.client.patch(KRMSYNCER_RES, namespace="team", name="s",
+                                 body={"status": {"recoveryPointTime": hour_ago}},
+                                 subresource="status")
+        world.restart()
+        world.stop.clear()
+        world.reconciler_task = asyncio.create_task(world.reconciler.run(world.stop))
+        current.cancel()  # the new shards are not current yet
+        st = await world.until("s", "RecoveryPointObjective", "False", "TargetMissed")
+        assert st["recoveryPointSeconds"] >= 3600
+        current = asyncio.create_task(_keep_current(world))
+        st = await world.until("s", "RecoveryPointObjective", "True", "WithinTarget")
+        assert st["recoveryPointSeconds"] < 30
+    finally:
+        current.cancel()

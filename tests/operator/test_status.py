@@ -40,6 +40,7 @@ def test_all_shards_synced_is_ready_synced_not_degraded() -> None:
         "DestinationReachable": ("True", "Reachable"),
         "Synced": ("True", "Synced"),
         "Degraded": ("False", "Healthy"),
+        "RecoveryPointObjective": ("Unknown", "NotMeasured"),
     }
     assert status["observedGeneration"] == 4
     assert status["objects"] == 5
@@ -143,3 +144,32 @@ def test_write_policy_changes_now_volatile_rarely_never_hot() -> None:
     s3 = compute_status(SyncerFacts(generation=2, suspended=True), [], previous=s1, now=1002.0)
     assert should_write(s1, s3, last_write=1000.0, now=1000.0 + MIN_WRITE_INTERVAL_S)
     assert not should_write(s1, s3, last_write=1000.0, now=1000.0 + MIN_WRITE_INTERVAL_S / 2)
+
+
+def test_recovery_point_is_judged_against_the_target() -> None:
+    def judged(target: float | None, **recovery: float) -> tuple[dict, dict]:
+        facts = SyncerFacts(generation=1, expected_shards=[A, B], recovery=recovery,
+                            rpo_target_s=target)
+        status = compute_status(facts, [healthy(A), healthy(B)], now=2000.0)
+        return status, condition(status, "RecoveryPointObjective") or {}
+
+    status, cond = judged(30.0, **{A: 2.0, B: 12.5})
+    assert (cond["status"], cond["reason"]) == ("True", "WithinTarget")
+    assert status["recoveryPointSeconds"] == 12.5 and status["rpoTargetSeconds"] == 30.0
+    assert [s["recoveryPointSeconds"] for s in status["shards"]] == [2.0, 12.5]
+    status, cond = judged(30.0, **{A: 2.0, B: 31.0})
+    assert (cond["status"], cond["reason"]) == ("False", "TargetMissed")
+    assert B in cond["message"] and "30s" in cond["message"]
+    status, cond = judged(None, **{A: 2.0, B: 31.0})
+    assert (cond["status"], cond["reason"]) == ("True", "NoTarget")
+    assert status["recoveryPointSeconds"] == 31.0 and "rpoTargetSeconds" not in status
+    status, cond = judged(30.0)
+    assert (cond["status"], cond["reason"]) == ("Unknown", "NotMeasured")
+    assert "recoveryPointSeconds" not in status
+
+
+def test_recovery_point_is_not_judged_while_suspended() -> None:
+    facts = SyncerFacts(generation=1, suspended=True, recovery={A: 500.0}, rpo_target_s=30.0)
+    status = compute_status(facts, [])
+    assert conds(status)["RecoveryPointObjective"] == ("Unknown", "Suspended")
+    assert "recoveryPointSeconds" not in status
