@@ -39,12 +39,12 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from ray_syncer.api.parse import SpecError, parse_krmsyncer
+from ray_syncer.api.status import parse_rfc3339
 from ray_syncer.engine.claims import Claims, desired_copy, removes_copies, writes_status
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.engine.transform import (
@@ -153,7 +153,7 @@ def parse_time(text: Any) -> float | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return parse_rfc3339(text)
     except ValueError:
         return None
 

@@ -51,7 +51,7 @@ from ray_syncer.dr.clusters import (
     remote_config,
 )
 from ray_syncer.dr.compare import DiffReport, compute_diff
-from ray_syncer.dr.report import age, console
+from ray_syncer.dr.report import age, console, recovery_point, recovery_point_lines
 from ray_syncer.fencing import (
     ANN_EPOCH,
     ANN_LAST_FAILOVER,
@@ -386,6 +386,8 @@ async def _switch(
         log.step("verify nothing changed in between")
         final = await _diff(x, act, sby, a, b)
         log.info(("in sync: " if final.in_sync else "NOT in sync: ") + _summary(final))
+        for line in recovery_point_lines(recovery_point(final, x.get("status") or {})):
+            log.info(line)
         if final.in_sync or plan.force:
             return x
         # The source changed while we suspended: resume, let it drain, try again.

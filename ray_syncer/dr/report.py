@@ -75,9 +75,51 @@ def render_diff(report: DiffReport, con: Console, *, fields: bool = False) -> No
             "; ".join(detail) or "ok",
         )
     con.print(table)
+    if s_orphans := [s for s in report.shards if s.orphaned]:
+        con.print(f"kept on purpose (deletionPolicy Orphan): "
+                  f"{_names([k for s in s_orphans for k in s.orphaned])}")
     if fields:
         for s in report.shards:
             for d in s.differs:
                 con.print(f"[bold]{s.kind} {d.key}[/bold]")
                 for line in d.fields or ["(no field-level difference: only the content hash differs)"]:
                     con.print(f"    {line}")
+
+
+def recovery_point(report: DiffReport, status: dict[str, Any]) -> dict[str, Any]:
+    """The standby's recovery point, two ways: measured by this comparison (what the clusters
+    hold now), and as the operator last reported it (its status)."""
+    rpo = status.get("recoveryPointSeconds")
+    target = status.get("rpoTargetSeconds")
+    cond = next((c for c in status.get("conditions") or []
+                 if c.get("type") == "RecoveryPointObjective"), None)
+    return {
+        "checkedAt": report.checked_at,
+        "inSync": report.in_sync,
+        "oldestUnsyncedSeconds": report.oldest_unsynced_seconds,
+        "reportedSeconds": rpo,
+        "targetSeconds": target,
+        "condition": {k: cond.get(k) for k in ("status", "reason", "message")} if cond else None,
+    }
+
+
+def recovery_point_lines(rp: dict[str, Any]) -> list[str]:
+    """Two lines a person reads before promoting the standby: measured, and reported."""
+    if rp["inSync"]:
+        measured = "the standby holds every source change as of this check"
+    elif rp["oldestUnsyncedSeconds"] is not None:
+        measured = (f"the standby misses source changes; the oldest is "
+                    f"{age(rp['oldestUnsyncedSeconds'])} old")
+    else:
+        measured = "the standby differs (see above); the age of its oldest gap is unknown"
+    target = f", target {age(rp['targetSeconds'])}" if rp["targetSeconds"] is not None else ""
+    cond = rp["condition"] or {}
+    verdict = f" ({cond.get('status')} {cond.get('reason')})" if cond else ""
+    return [f"recovery point, measured now: {measured}",
+            f"recovery point, reported by the operator: {age(rp['reportedSeconds'])}"
+            f"{target}{verdict}"]
+
+
+def render_recovery_point(rp: dict[str, Any], con: Console) -> None:
+    for line in recovery_point_lines(rp):
+        con.print(line)

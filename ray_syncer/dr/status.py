@@ -1,9 +1,9 @@
-"""``ray-syncer status``: KRMSyncer shards, lag, conflicts and conditions, read from the API.
+"""``ray-syncer status``: KRMSyncer shards, lag, recovery point, conflicts and conditions.
 
 Reads KRMSyncer objects (one by name, all in ``-n``, or all namespaces with
 ``-A``) with the user's kubeconfig and prints what the operator last wrote to
 their ``status``: the five conditions and the per-shard summary (objects,
-pending, lag, conflicts, errors). Works from a laptop; ``-o json`` prints the
+pending, lag, recovery point, conflicts, errors). Works from a laptop; ``-o json`` prints the
 raw status for automation. Also shows the failover markers
 (``ray_syncer.fencing``) so a person sees which side is promoted.
 """
@@ -70,6 +70,10 @@ def render(objs: list[dict[str, Any]], con: Console) -> None:
             f"{'active' if s['active'] else 'suspended'}  objects={st.get('objects', 0)}  "
             f"shards={st.get('shardCount', 0)}  observedGeneration={st.get('observedGeneration', '-')}"
         )
+        if "recoveryPointSeconds" in st or "rpoTargetSeconds" in st:
+            head += f"  rpo={age(st.get('recoveryPointSeconds'))}"
+            if "rpoTargetSeconds" in st:
+                head += f" (target {age(st['rpoTargetSeconds'])})"
         if s["failoverEpoch"]:
             head += f"  failover-epoch={s['failoverEpoch']}"
         con.print(head)
@@ -85,12 +89,14 @@ def render(objs: list[dict[str, Any]], con: Console) -> None:
         shards = st.get("shards") or []
         if shards:
             t = Table(show_header=True)
-            for col in ("SHARD", "STATE", "OBJECTS", "PENDING", "LAG", "CONFLICTS", "ERRORS", "LAST SYNC", "MESSAGE"):
+            for col in ("SHARD", "STATE", "OBJECTS", "PENDING", "LAG", "RPO", "CONFLICTS", "ERRORS",
+                        "LAST SYNC", "MESSAGE"):
                 t.add_column(col, overflow="fold")
             for sh in shards:
                 t.add_row(
                     sh.get("name", ""), sh.get("state", ""), str(sh.get("objects", 0)),
-                    str(sh.get("pending", 0)), age(sh.get("lagSeconds")), str(sh.get("conflicts", 0)),
+                    str(sh.get("pending", 0)), age(sh.get("lagSeconds")),
+                    age(sh.get("recoveryPointSeconds")), str(sh.get("conflicts", 0)),
                     str(sh.get("errors", 0)), sh.get("lastSyncTime", "-"), sh.get("message", ""),
                 )
             con.print(t)

@@ -49,7 +49,8 @@ async def _synced_setup(clusters: Clusters, home: str) -> None:
              "labelSelector": {"matchLabels": {"app": "shop"}}},
         ]
         async with local_operator(alpha, namespace=home):
-            await put_syncer(ca, krmsyncer(home, "app", rules=rules, secret="to-beta"))
+            await put_syncer(ca, krmsyncer(home, "app", rules=rules, secret="to-beta",
+                                           rpoTarget="10m"))
             for name in ("keep", "change", "remove"):
                 await put_cm(ca, home, name, {"v": "1"})
             await ca.apply(SECRET, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -58,6 +59,8 @@ async def _synced_setup(clusters: Clusters, home: str) -> None:
             await wait_for(lambda: _has(cb, home, "remove"), what="synced")
             await wait_for(lambda: _has_secret(cb, home), what="secret synced")
             await wait_condition(ca, home, "app", "Synced", "True", reason="Synced")
+            await wait_condition(ca, home, "app", "RecoveryPointObjective", "True",
+                                 reason="WithinTarget")
 
 
 async def _has(c: Any, ns: str, name: str) -> bool:
@@ -107,6 +110,17 @@ def test_diff_reports_each_category_and_exit_codes(
     assert report["summary"]["oldestUnsyncedSeconds"] is not None
     assert report["summary"]["oldestUnsyncedSeconds"] < 300
 
+    # --rpo: the recovery point measured by this check (the oldest missed change) and the
+    # last one the operator reported (it is gone: the standby falls behind unseen).
+    code, out = run_cli(capsys, "diff", "app", "-n", home, "--kubeconfig", kc, "--rpo")
+    assert code == 1
+    assert "recovery point, measured now: the standby misses source changes; the oldest is" in out
+    assert "recovery point, reported by the operator: " in out and "target 10m00s (True WithinTarget)" in out
+    code, out = run_cli(capsys, "diff", "app", "-n", home, "--kubeconfig", kc, "--rpo", "-o", "json")
+    rp = json.loads(out)["recoveryPoint"]
+    assert rp["inSync"] is False and rp["targetSeconds"] == 600
+    assert 0 <= rp["oldestUnsyncedSeconds"] < 300 and rp["reportedSeconds"] < 600
+
     code, out = run_cli(capsys, "diff", "app", "-n", home, "--kubeconfig", kc, "--fields")
     assert code == 1
     assert '~ data.v: "2" -> "1"' in out
@@ -126,6 +140,8 @@ def test_status_shows_conditions_shards_and_json(
     assert code == 0
     assert f"KRMSyncer {home}/app" in out and "Synced" in out
     assert f"{home}/app/core/ConfigMap/{home}" in out
+    assert "rpo=" in out and "(target 10m00s)" in out and "RPO" in out
+    assert "RecoveryPointObjective" in out and "WithinTarget" in out
     code, out = run_cli(capsys, "status", "-A", "--kubeconfig", kc, "-o", "json")
     assert code == 0
     mine = [s for s in json.loads(out) if s["namespace"] == home]

@@ -51,6 +51,12 @@ async def _logged(log: Transcript, text: str) -> bool:
     return any(text in line for line in log.lines)
 
 
+def _index(log: Transcript, text: str) -> int:
+    found = [i for i, line in enumerate(log.lines) if text in line]
+    assert found, f"not in the transcript: {text!r}"
+    return found[-1]
+
+
 async def test_planned_failover_and_failback_under_churn(
     dr_clusters: Clusters, ca: KubeClient, cb: KubeClient
 ) -> None:
@@ -89,6 +95,10 @@ async def test_planned_failover_and_failback_under_churn(
         await link.heal()
         assert await failover == 0
         show(log, "planned failover alpha -> beta")
+        # The standby's recovery point is in the transcript before it is promoted.
+        measured = _index(log, "recovery point, measured now: the standby holds every source change")
+        reported = _index(log, "recovery point, reported by the operator: ")
+        assert measured < _index(log, "activate ") and reported < _index(log, "activate ")
         x = await ca.get(KRMSYNCER_RES, namespace=home, name="app")
         y = await cb.get(KRMSYNCER_RES, namespace=home, name="app")
         assert x["spec"]["suspend"] is True
