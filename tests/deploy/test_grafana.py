@@ -113,6 +113,9 @@ def test_the_check_catches_a_renamed_metric_or_label() -> None:
         ("queue depth", r"krmsyncer_queue_depth"),
         ("errors", r"krmsyncer_errors"),
         ("lag per shard", r"by \(syncer, shard\) \(krmsyncer_lag_seconds"),
+        ("recovery point per syncer", r"max by \(syncer\) \(krmsyncer_rpo_seconds"),
+        ("its target", r"max by \(syncer\) \(krmsyncer_rpo_target_seconds"),
+        ("recovery point per shard", r"by \(syncer, shard\) \(krmsyncer_rpo_seconds"),
         ("shards by state", r"sum by \(state\) \(krmsyncer_shards\)"),
     ],
 )
