@@ -14,6 +14,8 @@ The destination object is built from an allowlist, then stripped:
   KRMSyncer semantics), and ``status`` in the list means status sync;
 * per-kind rules remove what the destination must allocate itself (Service
   cluster IPs, a PVC's bound volume, a Job's controller-uid selector);
+* with namespace mapping, references to the mapped namespace follow it
+  (``references``: a RoleBinding's ServiceAccount subjects, ...);
 * ownership is marked with the managed-by label and the source/hash
   annotations.
 
@@ -39,6 +41,7 @@ from typing import Any
 import orjson
 
 from ray_syncer import API_GROUP
+from ray_syncer.engine.references import rewrite_references
 from ray_syncer.engine.spec import ShardSpec
 
 MANAGED_BY_LABEL = f"{API_GROUP}/managed-by"
@@ -271,6 +274,8 @@ def transform(
     if syncs_status(spec) and isinstance(obj.get("status"), dict):
         status = _sorted(obj["status"])
     _strip_per_kind(spec, body, annotations)
+    if src_ns and ns and ns != src_ns:
+        rewrite_references(spec.group, spec.kind, body, source_ns=src_ns, dest_ns=ns)
 
     annotations[ANN_SYNCER] = f"{spec.syncer_namespace}/{spec.syncer_name}"
     annotations[ANN_SOURCE_CLUSTER] = spec.source_cluster
