@@ -14,6 +14,7 @@ a condition's status does not change.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,13 @@ from typing import Any
 from ray_syncer.api.formats import format_duration
 from ray_syncer.api.status import rfc3339
 from ray_syncer.engine.spec import ShardHealth, ShardSpec, ShardState
+
+
+def _bound(seconds: float) -> float:
+    """An upper bound shown to a tenth of a second, rounded up so it never reads as within a
+    target it missed."""
+    return math.ceil(seconds * 10 - 1e-9) / 10
+
 
 CONDITION_TYPES = (
     "Ready", "Suspended", "DestinationReachable", "Synced", "Degraded", "RecoveryPointObjective",
@@ -104,7 +112,7 @@ def _shard_entry(
     if h.last_sync_time is not None:
         entry["lastSyncTime"] = rfc3339(h.last_sync_time)
     if recovery is not None:
-        entry["recoveryPointSeconds"] = round(recovery, 1)
+        entry["recoveryPointSeconds"] = _bound(recovery)
     message = h.last_error or h.message
     if message:
         entry["message"] = message[:300]
@@ -319,7 +327,7 @@ def compute_status(
         status["expandedRules"] = list(facts.expansions)
     if facts.recovery and not (facts.invalid or facts.suspended):
         worst = max(facts.recovery.values())
-        status["recoveryPointSeconds"] = round(worst, 1)
+        status["recoveryPointSeconds"] = _bound(worst)
         status["recoveryPointTime"] = rfc3339(now - worst)  # rounded down: never too recent
     if facts.rpo_target_s is not None:
         status["rpoTargetSeconds"] = facts.rpo_target_s
