@@ -100,6 +100,9 @@ class Ledger:
     conflicts: dict[str, str] = field(default_factory=dict)  # dest key -> why
     errors: dict[str, str] = field(default_factory=dict)  # dest key -> last error
     failed: dict[str, int] = field(default_factory=dict)  # dest key -> hash rejected as invalid
+    # dest key -> when the oldest change the destination rejected was seen: not written, so
+    # it holds the recovery point back until a later version is.
+    failed_since: dict[str, float] = field(default_factory=dict)
     took_over: dict[str, int] = field(default_factory=dict)  # deleted KRMSyncer -> copies taken
     owned_elsewhere: set[str] = field(default_factory=set)  # conflicts with a live KRMSyncer's copy
     last_sync_time: float | None = None
@@ -110,6 +113,7 @@ class Ledger:
     def ok(self, key: str) -> None:
         self.errors.pop(key, None)
         self.failed.pop(key, None)
+        self.failed_since.pop(key, None)
         self.conflicts.pop(key, None)
         self.owned_elsewhere.discard(key)
 
@@ -315,6 +319,7 @@ class Reconciler:
     async def _delete(self, key: str) -> None:
         self._ledger.conflicts.pop(key, None)
         self._ledger.failed.pop(key, None)
+        self._ledger.failed_since.pop(key, None)
         held = self._holdings.get(key)
         if held is None:
             return  # nothing of ours there
@@ -356,6 +361,7 @@ class Reconciler:
             self._ledger.error(key, message)
             if work.desired is not None:
                 self._ledger.failed[key] = work.desired.hash
+            self._ledger.failed_since.setdefault(key, work.seen or self._clock.monotonic())
             self._queue.forget(key)
             return
         if kind is Failure.NOT_FOUND:

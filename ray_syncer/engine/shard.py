@@ -563,11 +563,14 @@ class Shard:
                     )
 
     def _oldest_unwritten(self) -> float | None:
-        """When the oldest change still queued or being written was seen (None: none)."""
+        """When the oldest change still queued, being written or rejected by the destination
+        was seen (None: none). Conflicts are not counted: conflictPolicy Skip leaves them."""
         q = self._queue
+        rejected = min(self._ledger.failed_since.values(), default=None)
         if not (len(q) or q.in_flight or self._in_flight):
-            return None
-        return self._clock.monotonic() - q.oldest_age()
+            return rejected
+        queued = self._clock.monotonic() - q.oldest_age()
+        return queued if rejected is None else min(queued, rejected)
 
     async def _metrics_loop(self) -> None:
         m = self._metrics

@@ -10,12 +10,13 @@ the recovery point grow, and it comes back once they end.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ray_syncer_testkit.clock import FakeClock
 
 from ray_syncer.engine.recovery import Probe, RecoveryPoint
 
-from .conftest import SECRET, Env, running, spec_for, synced
+from .conftest import SECRET, Env, eventually, fast, running, spec_for, synced
 
 PROBE_S = 1.0
 BOOKMARK_S = 60.0
@@ -124,3 +125,32 @@ async def _one_bookmark(env: Env) -> None:
     env.src.faults.stall_watches(False)
     await asyncio.sleep(0.2)
     env.src.faults.stall_watches(True)
+
+
+async def test_a_change_the_destination_rejects_holds_it_back(env: Env) -> None:
+    """An object the destination refuses as invalid (422) is not written: the standby lacks
+    that change, so the recovery point stays before it, however much else is written, until
+    a later version of it is."""
+    await env.ns("prod")
+    await env.cm("prod", "fine")
+    options = fast(rpo_probe_s=0.05)
+    async with running(env, spec_for(), options=options) as shard:
+        await synced(shard)
+        # A create goes to the collection ("fine" exists already, so only "bad" is created).
+        env.dst.faults.match = lambda method, path: (
+            path.endswith("/bad") or (method == "POST" and path.endswith("/configmaps")))
+        env.dst.faults.error_codes = [422]
+        env.dst.faults.error_rate = 1.0
+        rejected_at = time.time()
+        await env.cm("prod", "bad", {"v": "1"})
+        await eventually(lambda: shard.health().errors == 1)
+        for i in range(10):  # the rest keeps flowing
+            await env.cm("prod", "fine", {"v": str(i)})
+            await asyncio.sleep(0.05)
+        await eventually(lambda: shard.health().pending == 0)
+        point = shard.health().recovery_point
+        assert point is not None and point <= rejected_at, (point, rejected_at)
+        env.dst.faults.error_rate = 0.0
+        await env.cm("prod", "bad", {"v": "2"})  # a version the destination takes
+        await eventually(lambda: (shard.health().recovery_point or 0) > rejected_at + 0.1)
+        assert shard.health().errors == 0
