@@ -159,6 +159,15 @@ def _fmt(v: Any, digits: int = 0) -> str:
     return str(v)
 
 
+def _rpo(rpo: dict[str, Any] | None) -> str:
+    """The recovery point the syncer reported, and the staleness the benchmark observed."""
+    if not rpo or not rpo.get("reported_s"):
+        return "-"
+    rep, obs = rpo["reported_s"], rpo.get("observed_s") or {}
+    bad = f" {rpo['bound_violations']} below" if rpo.get("bound_violations") else ""
+    return f"{rep['p50']:.2f}/{rep['p99']:.2f} ({_fmt(obs.get('p99'), 2)}){bad}"
+
+
 def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for r in results:
@@ -173,6 +182,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 _fmt(r.get("naive_per_s")),
                 _fmt(r.get("ratio_to_naive"), 1),
                 "/".join(_fmt(lat.get(k)) for k in ("p50", "p99", "max")) if lat else "-",
+                _rpo(r.get("rpo")),
                 _fmt(r.get("lost_updates")),
                 _fmt(r.get("dest_writes")),
                 _fmt(r.get("syncer_cpu_ms_per_update") or r.get("client_cpu_ms_per_write"), 2),
@@ -191,6 +201,7 @@ HEADERS = [
     "naive/s",
     "x naive",
     "latency ms p50/p99/max",
+    "RPO s p50/p99 (observed p99)",
     "lost",
     "dest writes",
     "CPU ms/write",

@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks.clusters import Clusters, proc_cpu_seconds, proc_memory
 from benchmarks.profiling import Profile
 from benchmarks.report import new_result, percentiles, ratio
+from benchmarks.rpo import RpoSampler
 from benchmarks.runner import Runner, engine_available
 from benchmarks.workload import (
     CONFIGMAPS,
@@ -365,13 +366,17 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
     before = bench.cpu()
     t0 = time.monotonic()
     prof = bench.profiler(f"churn@{label}")
+    sampler = RpoSampler(bench.runner, bench.observer)
+    sampler.start()
     try:
         gen = await bench.load.churn(rate=rate, duration=p.duration, rng=bench.rng)
         if prof is not None:
             r["profile"] = prof.stop()
+        r["rpo"] = await sampler.stop()  # under load only, not while it drains afterwards
         took = await bench.observer.wait_converged(p.converge_timeout)
         health = await bench.runner.acall("health")
     except Exception as exc:
+        await sampler.stop()
         return _fail(r, exc)
     wall = time.monotonic() - t0
     cpu = bench.cpu_delta(before, bench.cpu(), wall)
