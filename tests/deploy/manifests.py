@@ -34,9 +34,11 @@ def ray_version() -> str:
 
 
 def package_version() -> str:
-    from ray_syncer import __version__
-
-    return __version__
+    """pyproject.toml's ``version``: the one place that defines it (tests/test_version.py checks
+    every other place that shows or uses it)."""
+    found = re.findall(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(), re.M)
+    assert len(found) == 1, f"pyproject.toml should set version once, found {found}"
+    return found[0]
 
 
 def yaml_files() -> list[Path]:
