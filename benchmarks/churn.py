@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also copy results to <out>/latest (default: on for full runs, off for --quick)",
     )
+    p.add_argument(
+        "--floor", action=argparse.BooleanOptionalAction, default=True,
+        help="after the product's churn, run the raw copier (benchmarks/floor.py) on a fresh "
+        "destination at the same rates and report every churn row as a ratio to it (default on)",
+    )
+    p.add_argument(
+        "--breakdown", action="store_true",
+        help="trace every write of the churn rows (product and floor): event arrival, queue "
+        "wait, write budget, request round trip, destination visibility",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--profile",
@@ -153,6 +163,7 @@ def params_from(args: argparse.Namespace) -> scenarios.Params:
         engine_options=engine_options,
         seed=args.seed,
         profile_dir=args.out / "profiles" if args.profile else None,
+        breakdown=args.breakdown,
     )
 
 
@@ -195,7 +206,7 @@ async def run(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     src = KubeClient(load_default(kubeconfig=str(clusters.source_kubeconfig)), max_connections=128)
     dst = KubeClient(load_default(kubeconfig=str(clusters.dest_kubeconfig)), max_connections=32)
-    observer = Observer(client=dst)
+    observer = Observer(client=dst, trace=args.breakdown)
     bench = scenarios.Bench(
         params=params,
         clusters=clusters,
@@ -224,6 +235,10 @@ async def run(args: argparse.Namespace) -> int:
                 results.append(await scenarios.churn(bench, rate, label))
         if "overload" in wanted:
             results.append(await scenarios.overload(bench))
+        if "churn" in wanted and args.floor:
+            # The raw copier on a fresh destination, at the same rates, right after the product.
+            results.extend(await scenarios.floor(bench, rates, labels))
+            report.fill_floor_ratios(results)
         if "restart" in wanted:
             results.append(await scenarios.restart(bench))
         if "memory" in wanted:

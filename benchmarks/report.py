@@ -143,12 +143,108 @@ def write_results(
     written.append(summary)
     if latest is not None:
         latest.mkdir(parents=True, exist_ok=True)
-        for old in latest.glob("*.json"):
-            old.unlink()
-        for p in written:
-            name = p.name.replace(f"-{stamp}", "")
-            shutil.copyfile(p, latest / name)
+        # A run of some scenarios replaces those scenarios' files only; the summary keeps the
+        # other scenarios' rows from earlier runs (each row says which run it came from).
+        merged = _merged_summary(latest / "summary.json", results, context)
+        for p in written[:-1]:
+            shutil.copyfile(p, latest / p.name.replace(f"-{stamp}", ""))
+        (latest / "summary.json").write_text(json.dumps(merged, indent=2, default=str) + "\n")
     return written
+
+
+def _merged_summary(
+    path: Path, results: list[dict[str, Any]], context: dict[str, Any]
+) -> dict[str, Any]:
+    stamp = context.get("timestamp")
+    rows = [{**r, "run": stamp} for r in results]
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    new = {r["scenario"] for r in results}
+    kept = [{**r, "run": r.get("run") or old.get("timestamp")}
+            for r in old.get("results") or [] if r.get("scenario") not in new]
+    return {"results": kept + rows, **context}
+
+
+# --------------------------------------------------------------------------- the floor
+
+# Issue 21: the product's p50 and p99 within 1.25x the floor's, or the floor's + 25 ms if more,
+# at every rate where the floor's own p99 stays within 1 s.
+FLOOR_FACTOR = 1.25
+FLOOR_SLACK_MS = 25.0
+FLOOR_P99_LIMIT_MS = 1000.0
+
+
+def vs_floor(product: dict[str, Any] | None, floor: dict[str, Any] | None) -> dict[str, Any] | None:
+    """p50 and p99 of the product and of the floor (ms), their ratios, and the target."""
+    if not product or not floor:
+        return None
+    out: dict[str, Any] = {"target_applies": floor["p99"] <= FLOOR_P99_LIMIT_MS}
+    ok = True
+    for q in ("p50", "p99"):
+        mine, base = product[q], floor[q]
+        limit = max(FLOOR_FACTOR * base, base + FLOOR_SLACK_MS)
+        out[q] = {"product_ms": round(mine, 1), "floor_ms": round(base, 1),
+                  "ratio": round(mine / base, 2) if base > 0 else None,
+                  "limit_ms": round(limit, 1), "within": mine <= limit}
+        ok = ok and mine <= limit
+    out["within_target"] = ok if out["target_applies"] else None
+    return out
+
+
+def fill_floor_ratios(results: list[dict[str, Any]]) -> None:
+    """Put the floor's figures and the ratios into each product churn row (same run)."""
+    floors = {r["scenario"].removeprefix("floor_"): r for r in results
+              if r["scenario"].startswith("floor_")}
+    for r in results:
+        s = r["scenario"]
+        if s.startswith("floor_"):
+            continue
+        f = floors.get(s)
+        if f is None:
+            continue
+        if s.startswith("churn@"):
+            r["floor_latency_ms"] = f.get("latency_ms")
+            r["vs_floor"] = vs_floor(r.get("latency_ms"), f.get("latency_ms"))
+        elif s == "initial_sync":
+            r["floor_per_s"] = f.get("throughput_per_s")
+            r["ratio_to_floor"] = ratio(r.get("throughput_per_s"), f.get("throughput_per_s"))
+
+
+def breakdown(
+    rows: Sequence[Sequence[float]], *, acked: dict[int, float], visible: dict[int, float]
+) -> dict[str, Any] | None:
+    """Where a change's time went, per write: percentiles (ms) of each step.
+
+    ``rows`` are the syncer's (seq, event arrived, dispatched, sent, answered); ``acked`` and
+    ``visible`` the harness's times for each seq (all ``time.monotonic``, system-wide).
+    arrival: source ack -> watch event in the syncer; queue: event -> handed to the writer;
+    budget: waiting for the write budget and the gate; write: request round trip;
+    visible: answer -> change seen in the harness's destination watch.
+    """
+    steps: dict[str, list[float]] = {k: [] for k in
+                                     ("arrival", "queue", "budget", "write", "visible", "total")}
+    for seq, ev, disp, sent, done in rows:
+        ack, vis = acked.get(int(seq)), visible.get(int(seq))
+        if ack is None:
+            continue  # not a churn write of this window (initial list, an older version)
+        steps["arrival"].append(ev - ack)
+        steps["queue"].append(disp - ev)
+        steps["budget"].append(sent - disp)
+        steps["write"].append(done - sent)
+        if vis is not None:
+            steps["visible"].append(vis - done)
+            steps["total"].append(vis - ack)
+    if not steps["write"]:
+        return None
+    out: dict[str, Any] = {}
+    for k, xs in steps.items():
+        p = percentiles([max(0.0, x) for x in xs])
+        if p is not None:
+            out[k] = {q: round(v, 1) for q, v in p.items() if q != "count"} | {"count": p["count"]}
+            out[k]["mean"] = round(sum(xs) / len(xs) * 1000, 1)
+    return out
 
 
 def _fmt(v: Any, digits: int = 0) -> str:
@@ -168,6 +264,19 @@ def _rpo(rpo: dict[str, Any] | None) -> str:
     return f"{rep['p50']:.2f}/{rep['p99']:.2f} ({_fmt(obs.get('p99'), 2)}){bad}"
 
 
+def _floor_cell(lat: dict[str, Any] | None) -> str:
+    return "/".join(_fmt(lat.get(k)) for k in ("p50", "p99")) if lat else "-"
+
+
+def _vs_floor_cell(v: dict[str, Any] | None) -> str:
+    if not v:
+        return "-"
+    cell = "/".join(_fmt(v[q]["ratio"], 2) for q in ("p50", "p99"))
+    if v["within_target"] is None:
+        return cell + " (floor p99 > 1 s)"
+    return cell + (" ok" if v["within_target"] else " MISSED")
+
+
 def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for r in results:
@@ -183,6 +292,8 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 _fmt(r.get("ratio_to_naive"), 1),
                 "/".join(_fmt(lat.get(k)) for k in ("p50", "p99", "max")) if lat else "-",
                 _rpo(r.get("rpo")),
+                _floor_cell(r.get("floor_latency_ms")),
+                _vs_floor_cell(r.get("vs_floor")),
                 _fmt(r.get("lost_updates")),
                 _fmt(r.get("dest_writes")),
                 _fmt(r.get("syncer_cpu_ms_per_update") or r.get("client_cpu_ms_per_write"), 2),
@@ -202,6 +313,8 @@ HEADERS = [
     "x naive",
     "latency ms p50/p99/max",
     "RPO s p50/p99 (observed p99)",
+    "floor ms p50/p99",
+    "x floor p50/p99",
     "lost",
     "dest writes",
     "CPU ms/write",

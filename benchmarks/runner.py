@@ -48,6 +48,8 @@ class _Serve:
         self.shard_task: asyncio.Task[None] | None = None
         self.clients: list[Any] = []
         self.naive: Any = None
+        self.floor: Any = None
+        self.tracer: _Tracer | None = None
 
     async def loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -114,6 +116,7 @@ class _Serve:
         selector: str,
         options: dict[str, Any],
         trace_memory: bool = False,
+        trace: bool = False,
     ) -> None:
         from ray_syncer.engine.options import EngineOptions
         from ray_syncer.engine.shard import Shard
@@ -129,13 +132,35 @@ class _Serve:
             source_cluster="bench-source",
         )
         opts = EngineOptions(**options)
+        if trace:
+            self.tracer = _Tracer.install()
         src = await self._client(source_kubeconfig)
         dst = await self._client(dest_kubeconfig, max_connections=max(64, opts.max_in_flight))
         gc.collect()
         if trace_memory:
             tracemalloc.start()
         self.shard = Shard(spec, source=src, dest=dst, options=opts)
+        if self.tracer is not None:
+            self.tracer.watch(self.shard)
         self.shard_task = asyncio.create_task(self.shard.run(), name="bench-shard")
+
+    async def cmd_floor(
+        self, *, source_kubeconfig: str, dest_kubeconfig: str, selector: str, trace: bool = False
+    ) -> None:
+        from benchmarks.floor import FloorCopier
+
+        self.floor = FloorCopier(source_kubeconfig=source_kubeconfig,
+                                 dest_kubeconfig=dest_kubeconfig, selector=selector, trace=trace)
+        self.floor.start()
+
+    async def cmd_traces(self) -> list[tuple[float, ...]]:
+        """Per write since the last call: (seq, event, dispatched, sent, answered), monotonic s.
+
+        The floor has no queue between dispatch and send: its dispatched == sent.
+        """
+        if self.floor is not None:
+            return [(q, e, s, s, d) for q, e, s, d in self.floor.take_traces()]
+        return self.tracer.take() if self.tracer is not None else []
 
     async def cmd_naive(
         self, *, source_kubeconfig: str, dest_kubeconfig: str, selector: str
@@ -148,6 +173,8 @@ class _Serve:
         self.naive.start()
 
     async def cmd_health(self) -> dict[str, Any]:
+        if self.floor is not None:
+            return dict(self.floor.health())
         if self.naive is not None:
             return dict(self.naive.health())
         if self.shard is None:
@@ -175,6 +202,8 @@ class _Serve:
                 await self.shard_task
         if self.naive is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.naive.stop)
+        if self.floor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.floor.stop)
         for c in self.clients:
             with contextlib.suppress(Exception):
                 await c.close()
@@ -249,6 +278,75 @@ class _Serve:
             "elapsed_s": elapsed,
             "rate_per_s": done / elapsed,
         }
+
+
+def _seq(obj: Any) -> int:
+    try:
+        return int(((obj or {}).get("data") or {}).get("seq", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
+class _Tracer:
+    """Where one change's time goes inside the engine (``--breakdown``; benchmark process only).
+
+    It wraps, in this process only, the shard's watch handler (when the source event
+    arrived), ``Applier._main`` (when the reconciler handed the apply over) and
+    ``Applier._take`` (when the write budget and the gate let it go); the answer is
+    the end of ``_main``. The seq the body carries ties these to the harness's clock.
+    """
+
+    def __init__(self) -> None:
+        import contextvars
+
+        self.events: dict[int, float] = {}
+        self.rows: list[tuple[float, ...]] = []
+        self.sent: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+            "sent", default=None)
+
+    @classmethod
+    def install(cls) -> _Tracer:
+        from ray_syncer.engine.applier import Applier
+
+        tracer = cls()
+        main, take = Applier._main, Applier._take
+
+        async def traced_main(self: Any, body: dict[str, Any]) -> Any:
+            dispatched, box = time.monotonic(), [0.0]
+            token = tracer.sent.set(box)
+            try:
+                out = await main(self, body)
+            finally:
+                tracer.sent.reset(token)
+            seq = _seq(body)
+            tracer.rows.append((seq, tracer.events.pop(seq, dispatched), dispatched,
+                                box[0] or dispatched, time.monotonic()))
+            return out
+
+        async def traced_take(self: Any) -> None:
+            await take(self)
+            box = tracer.sent.get()
+            if box is not None:
+                box[0] = time.monotonic()
+
+        Applier._main = traced_main  # type: ignore[method-assign]
+        Applier._take = traced_take  # type: ignore[method-assign]
+        return tracer
+
+    def watch(self, shard: Any) -> None:
+        handler = shard.event
+
+        async def event(type: str, obj: dict[str, Any]) -> None:
+            self.events[_seq(obj)] = time.monotonic()
+            await handler(type, obj)
+
+        shard.event = event
+
+    def take(self) -> list[tuple[float, ...]]:
+        out, self.rows = self.rows, []
+        if len(self.events) > 100_000:
+            self.events.clear()
+        return out
 
 
 class Runner:

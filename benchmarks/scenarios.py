@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report
 from benchmarks.clusters import Clusters, proc_cpu_seconds, proc_memory
 from benchmarks.profiling import Profile
 from benchmarks.report import new_result, percentiles, ratio
@@ -61,6 +62,7 @@ class Params:
     engine_options: dict[str, Any]
     seed: int
     profile_dir: Path | None = None  # --profile: py-spy the syncer process during scenarios
+    breakdown: bool = False  # --breakdown: where each change's time goes (traced syncer)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Bench:
             "dest_kubeconfig": str(self.clusters.dest_kubeconfig),
             "selector": ENGINE_SELECTOR,
             "options": self.params.engine_options,
+            "trace": self.params.breakdown,
             **extra,
         }
 
@@ -363,6 +366,8 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         return r
     await bench.clear_logs()
     bench.observer.reset_measurements()
+    if p.breakdown:
+        await bench.runner.acall("traces")  # drop what came before this window
     before = bench.cpu()
     t0 = time.monotonic()
     prof = bench.profiler(f"churn@{label}")
@@ -382,6 +387,8 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
     cpu = bench.cpu_delta(before, bench.cpu(), wall)
     lat = list(bench.observer.latencies)
     bench.series["latency"][f"engine {label} ({gen['achieved_rate_per_s']:,.0f}/s)"] = lat
+    if p.breakdown:
+        await _breakdown(bench, r)
     check = await bench.verify(ENGINE_SELECTOR)
     writes = await bench.dest_writes(health)
     total = gen["elapsed_s"] + (took or 0.0)
@@ -410,6 +417,130 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         r["note"] += (
             f" the load generator reached only {gen['achieved_rate_per_s']:,.0f}/s of "
             f"{rate:,.0f}/s offered (source server / harness CPU bound)"
+        )
+    return r
+
+
+async def _breakdown(bench: Bench, r: dict[str, Any]) -> None:
+    if bench.runner is None:
+        return
+    rows = await bench.runner.acall("traces")
+    r["breakdown_ms"] = report.breakdown(
+        rows, acked=bench.observer.acked, visible=bench.observer.visible)
+
+
+# --------------------------------------------------------------------------- the floor
+
+
+async def _wipe_destination(bench: Bench) -> None:
+    """Delete every synced ConfigMap from the destination: the next syncer starts fresh."""
+    for ns in namespace_names(bench.params.namespaces):
+        await bench.dst.request(
+            "DELETE", f"/api/v1/namespaces/{ns}/configmaps",
+            params={"labelSelector": ENGINE_SELECTOR},
+        )
+    for _ in range(600):
+        left, _ = await bench.dst.list_all(CONFIGMAPS, label_selector=ENGINE_SELECTOR)
+        if not left:
+            break
+        await asyncio.sleep(0.1)
+    bench.observer.forget(bench.load.keys, time.monotonic())
+
+
+async def floor(bench: Bench, rates: list[float], labels: list[str]) -> list[dict[str, Any]]:
+    """The raw copier (``benchmarks.floor``) on a fresh destination: initial sync, then churn
+    at the same rates as the product, on the same control planes, in the same run."""
+    p = bench.params
+    out: list[dict[str, Any]] = []
+    init = new_result("floor_initial_sync", ceiling_per_s=bench.ceiling_per_s)
+    await bench.stop_runner()
+    try:
+        await _wipe_destination(bench)
+        await bench.clear_logs()
+        bench.observer.reset_measurements()
+        runner = await bench.start_runner()
+        before = bench.cpu()
+        t0 = time.monotonic()
+        cmd = bench.engine_cmd()
+        for k in ("options", "trace"):
+            cmd.pop(k)
+        await runner.acall("floor", **cmd, trace=p.breakdown)
+        took = await bench.observer.wait_converged(p.converge_timeout)
+        wall = time.monotonic() - t0
+        check = await bench.verify(ENGINE_SELECTOR)
+        tput = p.objects / took if took else None
+        init.update(
+            throughput_per_s=tput,
+            ratio_to_ceiling=ratio(tput, bench.ceiling_per_s),
+            lost_updates=check["lost_updates"],
+            dest_writes=await bench.dest_writes(),
+            dest_requests=await bench.dest_requests(),
+            peak_rss_mb=round(proc_memory(runner.pid)["hwm_mb"], 1),
+            objects=p.objects,
+            seconds=round(took, 2) if took else None,
+            verify=check,
+            cpu=bench.cpu_delta(before, bench.cpu(), wall),
+            note="the raw copier: list + watch + 16 threads of server-side apply, coalescing "
+            "per object, no limiter, no destination watch, no Ray (benchmarks/floor.py)",
+        )
+        if took is None:
+            init["status"] = "failed"
+    except Exception as exc:
+        await bench.stop_runner()
+        return [_fail(init, exc)]
+    out.append(init)
+    for rate, label in zip(rates, labels, strict=False):
+        out.append(await _floor_churn(bench, rate, label))
+    await bench.stop_runner()
+    return out
+
+
+async def _floor_churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
+    p = bench.params
+    r = new_result(f"floor_churn@{label}", ceiling_per_s=bench.ceiling_per_s, rate_per_s=rate)
+    assert bench.runner is not None
+    await bench.clear_logs()
+    bench.observer.reset_measurements()
+    if p.breakdown:
+        await bench.runner.acall("traces")
+    before = bench.cpu()
+    t0 = time.monotonic()
+    try:
+        gen = await bench.load.churn(rate=rate, duration=p.duration, rng=bench.rng)
+        took = await bench.observer.wait_converged(p.converge_timeout)
+        health = await bench.runner.acall("health")
+    except Exception as exc:
+        return _fail(r, exc)
+    wall = time.monotonic() - t0
+    cpu = bench.cpu_delta(before, bench.cpu(), wall)
+    lat = list(bench.observer.latencies)
+    bench.series["latency"][f"floor {label} ({gen['achieved_rate_per_s']:,.0f}/s)"] = lat
+    if p.breakdown:
+        await _breakdown(bench, r)
+    check = await bench.verify(ENGINE_SELECTOR)
+    writes = await bench.dest_writes(health)
+    total = gen["elapsed_s"] + (took or 0.0)
+    r.update(
+        throughput_per_s=gen["source_updates"] / total if took is not None and total else None,
+        latency_ms=percentiles(lat),
+        lost_updates=check["lost_updates"],
+        dest_writes=writes,
+        dest_requests=await bench.dest_requests(),
+        peak_rss_mb=round(proc_memory(bench.runner.pid)["hwm_mb"], 1),
+        load=gen,
+        converge_s=round(took, 3) if took is not None else None,
+        verify=check,
+        cpu=cpu,
+        syncer_cpu_ms_per_update=_cpu_ms_per(cpu, writes),
+        health=health,
+    )
+    if took is None:
+        r["status"] = "failed"
+        r["note"] = f"destination did not converge within {p.converge_timeout}s after churn"
+    if gen["achieved_rate_per_s"] < 0.9 * rate:
+        r["note"] += (
+            f" the load generator reached only {gen['achieved_rate_per_s']:,.0f}/s of "
+            f"{rate:,.0f}/s offered"
         )
     return r
 
@@ -659,6 +790,7 @@ async def naive(bench: Bench, churn_rate: float) -> list[dict[str, Any]]:
     runner = await bench.start_runner()
     cmd = bench.engine_cmd()
     cmd.pop("options")
+    cmd.pop("trace")
     cmd["selector"] = NAIVE_SELECTOR
     try:
         t0 = time.monotonic()

@@ -126,6 +126,11 @@ class Observer:
     events: int = 0
     restarts: int = 0
     behind: set[Key] = field(default_factory=set)
+    # With trace=True (--breakdown): when each seq was acknowledged by the source and first
+    # became visible in the destination, so the syncer's own timestamps can be matched to them.
+    trace: bool = False
+    acked: dict[int, float] = field(default_factory=dict)
+    visible: dict[int, float] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -144,10 +149,22 @@ class Observer:
         self.latencies = []
         self.event_times = []
         self.events = 0
+        self.acked = {}
+        self.visible = {}
+
+    def forget(self, keys: Iterable[Key], now: float) -> None:
+        """The destination was emptied of ``keys``: each is behind again, from ``now``."""
+        for key in keys:
+            self.seen.pop(key, None)
+            if key in self.expected:
+                self.behind.add(key)
+                self.pending[key] = [(self.expected[key], now)]
 
     # -- load generator side
     def expect(self, key: Key, seq: int, acked_at: float) -> None:
         self.expected[key] = seq
+        if self.trace:
+            self.acked[seq] = acked_at
         if self.seen.get(key, -1) >= seq:
             # Visible before the source's answer reached us: no measurable delay.
             self.latencies.append(0.0)
@@ -217,6 +234,8 @@ class Observer:
         if count:
             self.events += 1
             self.event_times.append(now)
+            if self.trace:
+                self.visible.setdefault(seq, now)
         self._saw((meta.get("namespace", ""), meta.get("name", "")), seq, now)
 
     async def wait_converged(self, timeout: float) -> float | None:
