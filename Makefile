@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-distributed lint build image deploy-rehearsal bench chaos test-integration clean
+.PHONY: install demo test test-fast test-distributed lint crd build image deploy-rehearsal bench chaos test-integration clean
 
 # Creates the virtualenv if absent and installs the package with its test and bench extras, and
 # the test kit (testkit/: the in-memory API servers of the demo and the tests).
@@ -34,6 +34,11 @@ test-distributed: install
 lint: install
 	$(BIN)/ruff check ray_syncer tests benchmarks
 	$(BIN)/mypy ray_syncer
+
+# The KRMSyncer CRD's generated descriptions (ray_syncer/api/crd.py) written into
+# ray_syncer/data/krmsyncer.yaml, and its copies crds/ and deploy/crd/ made identical to it.
+crd: install
+	$(BIN)/python hack/gen-crd.py
 
 # The wheel and the sdist, in dist/.
 build: install
