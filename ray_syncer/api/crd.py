@@ -16,6 +16,7 @@ file and its copies; tests/api/test_crd.py fails when the file says anything els
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -92,6 +93,10 @@ GENERATED_DESCRIPTIONS = {
 }
 
 
+def _literal(text: str, _match: re.Match[str]) -> str:
+    return text
+
+
 def regenerated_text(text: str) -> str:
     """``text`` (the CRD file) with the generated descriptions written in, as folded blocks."""
     for anchor, make in GENERATED_DESCRIPTIONS.items():
@@ -102,9 +107,9 @@ def regenerated_text(text: str) -> str:
         body = textwrap.fill(make(), width=100, initial_indent=indent + "  ",
                              subsequent_indent=indent + "  ", break_on_hyphens=False,
                              break_long_words=False)
-        text, n = block.subn(
-            lambda _m, a=anchor, i=indent, b=body: f"{a}\n{i}description: >-\n{b}\n", text
-        )
+        replacement = f"{anchor}\n{indent}description: >-\n{body}\n"
+        # A function, not a template: the text is taken literally (no backslash escapes).
+        text, n = block.subn(functools.partial(_literal, replacement), text)
         if n != 1:
             raise ValueError(f"the CRD file should have one {anchor.strip()} description, found {n}")
     return text
