@@ -1,6 +1,6 @@
 # The ray-syncer operator image: Ray of exactly the version pyproject.toml pins (tests/deploy
 # checks it), plus the ray-syncer wheel that `make build` leaves in dist/. Head and worker pods of
-# deploy/ray-cluster.yaml both run it: the head runs the operator next to the Ray head
+# deploy/base/ray-cluster.yaml both run it: the head runs the operator next to the Ray head
 # (ray-syncer-head), the workers host the shard actors, which import ray_syncer.
 #
 # `make image` builds it (hack/image.sh). BASE_IMAGE is the official Ray image; where no registry

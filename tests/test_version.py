@@ -26,8 +26,8 @@ VERSION = package_version()
 LITERAL_COPIES = {
     "pyproject.toml",  # the one definition
     "Dockerfile",  # ARG RAY_SYNCER_VERSION's default; hack/image.sh always passes it
-    "deploy/kustomization.yaml",  # images[].newTag
-    "deploy/ray-cluster.yaml",  # the head's and the workers' image
+    "deploy/base/kustomization.yaml",  # images[].newTag
+    "deploy/base/ray-cluster.yaml",  # the head's and the workers' image
     "README.md",  # image names in commands, checked by test_documented_image_tags_are_current
     "CHANGELOG.md",  # the release's own section
 }
@@ -93,8 +93,8 @@ def test_dockerfile_default_and_deploy_images_are_current() -> None:
     assert re.search(rf"^ARG RAY_SYNCER_VERSION={re.escape(VERSION)}$",
                      (REPO / "Dockerfile").read_text(), re.M)
     assert re.search(rf"^\s+newTag: {re.escape(VERSION)}$",
-                     (REPO / "deploy" / "kustomization.yaml").read_text(), re.M)
-    images = re.findall(r"image: (\S+)", (REPO / "deploy" / "ray-cluster.yaml").read_text())
+                     (REPO / "deploy" / "base" / "kustomization.yaml").read_text(), re.M)
+    images = re.findall(r"image: (\S+)", (REPO / "deploy" / "base" / "ray-cluster.yaml").read_text())
     assert images and set(images) == {f"ray-syncer:{VERSION}"}, images
 
 

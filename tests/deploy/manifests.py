@@ -17,6 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+BASE = DEPLOY / "base"  # the operator's manifests; deploy/ and deploy/overlays/* build on it
 DATA = Path(__file__).resolve().parent / "data"
 MANIFEST_DIRS = ("crds", "deploy", "examples")
 

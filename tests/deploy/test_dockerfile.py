@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from tests.deploy.manifests import REPO, package_version, ray_version
+from tests.deploy.manifests import BASE, REPO, package_version, ray_version
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -80,9 +80,9 @@ def test_runs_as_a_numeric_non_root_user() -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, "runAsNonRoot needs a numeric, non-zero uid"
     # The RayCluster's pods run as that same uid.
-    from tests.deploy.manifests import DEPLOY, load_one, pod_templates
+    from tests.deploy.manifests import load_one, pod_templates
 
-    rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
+    rc = load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
     for _, t in pod_templates(rc):
         assert t["spec"]["securityContext"]["runAsUser"] == int(uid)
 

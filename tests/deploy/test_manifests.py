@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 
 from tests.deploy.manifests import (
+    BASE,
     DEPLOY,
     REPO,
     Obj,
@@ -46,7 +47,7 @@ def _rel(p: Path) -> str:
 
 def test_there_are_manifests_to_check() -> None:
     names = {_rel(p) for p in yaml_files()}
-    assert {"deploy/rbac.yaml", "deploy/ray-cluster.yaml", "deploy/kustomization.yaml"} <= names
+    assert {"deploy/base/rbac.yaml", "deploy/base/ray-cluster.yaml", "deploy/kustomization.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", yaml_files(), ids=_rel)
@@ -77,7 +78,7 @@ def test_core_objects_validate_against_the_kubernetes_schema(path: Path, obj: Ob
 
 def test_the_validator_rejects_a_typo() -> None:
     # The strict validation above must be able to fail: a misspelt field is an error.
-    role = load_one(DEPLOY / "rbac.yaml", kind="ClusterRole", name="krmsyncer-operator")
+    role = load_one(BASE / "rbac.yaml", kind="ClusterRole", name="krmsyncer-operator")
     bad = {**role, "rules": [{**role["rules"][0], "verb": ["get"]}]}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
@@ -85,7 +86,7 @@ def test_the_validator_rejects_a_typo() -> None:
 
 def test_the_ray_pod_templates_are_valid_pod_templates() -> None:
     # The KubeRay CRD embeds the PodTemplateSpec; also check it against core's own schema.
-    rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
+    rc = load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
     for where, template in pod_templates(rc):
         wrapped = {
             "apiVersion": "v1",
@@ -101,8 +102,8 @@ def test_port_names_are_valid_service_names() -> None:
     # not check it; the API server does).
     import re
 
-    rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
-    svc = load_one(DEPLOY / "metrics-service.yaml", kind="Service")
+    rc = load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
+    svc = load_one(BASE / "metrics-service.yaml", kind="Service")
     names = [p["name"] for _, t in pod_templates(rc) for c in containers(t) for p in c["ports"]]
     names += [p["name"] for p in svc["spec"]["ports"]]
     for n in names:
@@ -112,7 +113,7 @@ def test_port_names_are_valid_service_names() -> None:
 def test_both_kustomizations_define_the_same_namespace() -> None:
     # deploy/ and deploy/destination/ may both be applied to the standby; a differing copy
     # would make each apply undo the other's labels.
-    a = load_one(DEPLOY / "namespace.yaml", kind="Namespace")
+    a = load_one(BASE / "namespace.yaml", kind="Namespace")
     b = load_one(DEPLOY / "destination" / "rbac.yaml", kind="Namespace")
     assert a == b
 
@@ -126,14 +127,14 @@ def test_prometheus_monitors_point_at_real_ports(name: str) -> None:
     assert spec["selector"]["matchLabels"]
     assert spec["namespaceSelector"]["matchNames"] == [obj["metadata"]["namespace"]]
     if obj["kind"] == "ServiceMonitor":
-        svc = load_one(DEPLOY / "metrics-service.yaml", kind="Service")
+        svc = load_one(BASE / "metrics-service.yaml", kind="Service")
         labels = svc["metadata"]["labels"]
         assert spec["selector"]["matchLabels"].items() <= labels.items()
         ports = {p["name"] for p in svc["spec"]["ports"]}
         endpoints = spec["endpoints"]
     else:
         assert obj["kind"] == "PodMonitor"
-        rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
+        rc = load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
         # KubeRay labels every pod of the cluster with ray.io/cluster=<name>.
         assert spec["selector"]["matchLabels"] == {"ray.io/cluster": rc["metadata"]["name"]}
         ports = {p["name"] for _, t in pod_templates(rc) for c in containers(t) for p in c["ports"]}
@@ -145,8 +146,8 @@ def test_prometheus_monitors_point_at_real_ports(name: str) -> None:
 
 
 def test_metrics_service_targets_the_head_ports() -> None:
-    svc = load_one(DEPLOY / "metrics-service.yaml", kind="Service")
-    rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
+    svc = load_one(BASE / "metrics-service.yaml", kind="Service")
+    rc = load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
     assert svc["spec"]["selector"] == {
         "ray.io/cluster": rc["metadata"]["name"],
         "ray.io/node-type": "head",
@@ -158,8 +159,8 @@ def test_metrics_service_targets_the_head_ports() -> None:
 
 
 def test_network_policy_admits_the_cluster_itself_and_the_scrapers() -> None:
-    np = load_one(DEPLOY / "network-policy.yaml", kind="NetworkPolicy")
-    rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
+    np = load_one(BASE / "network-policy.yaml", kind="NetworkPolicy")
+    rc = load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
     sel = {"ray.io/cluster": rc["metadata"]["name"]}
     assert np["spec"]["podSelector"]["matchLabels"] == sel
     rules = np["spec"]["ingress"]

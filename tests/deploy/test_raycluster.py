@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from tests.deploy.manifests import (
+    BASE,
     DATA,
-    DEPLOY,
     REPO,
     Obj,
     containers,
@@ -61,7 +61,7 @@ SCHEMA = _schema()
 
 
 def _raycluster() -> Obj:
-    return load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
+    return load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
 
 
 def _errors(obj: Obj) -> list[str]:
@@ -103,7 +103,7 @@ def test_every_ray_container_runs_this_release_of_the_image() -> None:
     images = {c["image"] for _, t in pod_templates(_raycluster()) for c in containers(t)}
     assert images == {f"ray-syncer:{package_version()}"}
     # The kustomize override keeps the same tag, so `apply -k` deploys this release too.
-    overrides = {i["name"]: i for i in kustomize_images(DEPLOY)}
+    overrides = {i["name"]: i for i in kustomize_images(BASE)}
     assert overrides["ray-syncer"]["newTag"] == package_version()
     assert not any(":latest" in i or ":" not in i for i in images)
 
@@ -188,7 +188,7 @@ def test_ray_token_auth_is_on() -> None:
 
 def test_pods_run_as_the_operator_service_account_and_not_as_root() -> None:
     rc = _raycluster()
-    sa = load_one(DEPLOY / "rbac.yaml", kind="ServiceAccount")
+    sa = load_one(BASE / "rbac.yaml", kind="ServiceAccount")
     for where, t in pod_templates(rc):
         spec = t["spec"]
         assert spec["serviceAccountName"] == sa["metadata"]["name"], where
@@ -254,7 +254,7 @@ def test_a_lost_worker_leaves_room_for_its_hosts() -> None:
 
 
 def test_the_sizing_comment_matches_the_measured_memory() -> None:
-    text = (DEPLOY / "ray-cluster.yaml").read_text()
+    text = (BASE / "ray-cluster.yaml").read_text()
     found = re.search(r"a shard host: ~ (\d+) MiB with 1 shard, ~ (\d+) MiB with 50 shards", text)
     assert found, "the sizing comment lost its measured figures"
     one, fifty = float(found.group(1)), float(found.group(2))

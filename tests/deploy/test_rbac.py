@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.manifests import DEPLOY, Obj, kustomize_resources, load_docs
+from tests.deploy.manifests import BASE, DEPLOY, Obj, kustomize_resources, load_docs
 from tests.deploy.rbac import Authorizer, Request, request_attributes, rule_allows
 
 NS = "krmsyncer-system"
@@ -121,8 +121,8 @@ def _rules(path: Path, name: str) -> list[Obj]:
 @pytest.mark.parametrize(
     ("path", "role", "who"),
     [
-        (DEPLOY / "rbac.yaml", "krmsyncer-operator", "operator"),
-        (DEPLOY / "rbac.yaml", "krmsyncer-operator-secrets", "operator"),
+        (BASE / "rbac.yaml", "krmsyncer-operator", "operator"),
+        (BASE / "rbac.yaml", "krmsyncer-operator-secrets", "operator"),
         (DEPLOY / "destination" / "rbac.yaml", "krmsyncer-destination-base", "writer"),
     ],
 )

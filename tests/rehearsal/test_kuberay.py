@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from tests.deploy.manifests import DEPLOY, load_one
+from tests.deploy.manifests import BASE, load_one
 from tests.rehearsal.kuberay import (
     build_pod,
     complete_start_params,
@@ -44,7 +44,7 @@ def test_kubelet_expansion() -> None:
 
 
 def test_pods_from_the_manifest_use_their_stand_in_ports_everywhere() -> None:
-    rc = load_one(DEPLOY / "ray-cluster.yaml", kind="RayCluster")
+    rc = load_one(BASE / "ray-cluster.yaml", kind="RayCluster")
     ports = itertools.count(40000)
     common = {"auth_token": "t", "api_host": "127.0.0.1", "api_port": 6443,
               "allocate_port": lambda: next(ports)}
