@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="trace every write of the churn rows (product and floor): event arrival, queue "
         "wait, write budget, request round trip, destination visibility",
     )
+    p.add_argument(
+        "--product", choices=("process", "ray"), default=None,
+        help="process: the engine's Shard alone in a process (no Ray); ray: as `ray-syncer run` "
+        "runs it, a local Ray with the supervisor and a shard host actor, whose every process "
+        "counts as the syncer's CPU and memory (default: ray on envtest full runs, else process)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--profile",
@@ -164,6 +170,7 @@ def params_from(args: argparse.Namespace) -> scenarios.Params:
         seed=args.seed,
         profile_dir=args.out / "profiles" if args.profile else None,
         breakdown=args.breakdown,
+        ray=(args.product or ("ray" if real else "process")) == "ray",
     )
 
 

@@ -80,6 +80,31 @@ def proc_cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (a syncer's local Ray: GCS, raylet, agents, workers)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out: set[int] = set()
+    todo = [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def tree_pss_mb(root: int) -> float:
+    """PSS of ``root`` and every process below it, MiB."""
+    return sum(proc_memory(p)["pss_mb"] for p in {root, *descendants(root)})
+
+
 # --------------------------------------------------------------------------- server process
 
 

@@ -49,6 +49,7 @@ class _Serve:
         self.clients: list[Any] = []
         self.naive: Any = None
         self.floor: Any = None
+        self.fleet: _Fleet | None = None
         self.tracer: _Tracer | None = None
 
     async def loop(self) -> None:
@@ -117,6 +118,7 @@ class _Serve:
         options: dict[str, Any],
         trace_memory: bool = False,
         trace: bool = False,
+        ray: bool = False,
     ) -> None:
         from ray_syncer.engine.options import EngineOptions
         from ray_syncer.engine.shard import Shard
@@ -132,6 +134,10 @@ class _Serve:
             source_cluster="bench-source",
         )
         opts = EngineOptions(**options)
+        if ray:
+            self.fleet = await _Fleet.start(spec, source_kubeconfig=source_kubeconfig,
+                                            dest_kubeconfig=dest_kubeconfig, options=opts)
+            return
         if trace:
             self.tracer = _Tracer.install()
         src = await self._client(source_kubeconfig)
@@ -173,6 +179,8 @@ class _Serve:
         self.naive.start()
 
     async def cmd_health(self) -> dict[str, Any]:
+        if self.fleet is not None:
+            return self.fleet.health()
         if self.floor is not None:
             return dict(self.floor.health())
         if self.naive is not None:
@@ -193,6 +201,10 @@ class _Serve:
         return d
 
     async def _stop(self) -> None:
+        if self.fleet is not None:
+            with contextlib.suppress(Exception):
+                await self.fleet.stop()
+            self.fleet = None
         if self.shard is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.shard.stop(), 30)
@@ -278,6 +290,68 @@ class _Serve:
             "elapsed_s": elapsed,
             "rate_per_s": done / elapsed,
         }
+
+
+class _Fleet:
+    """The product as ``ray-syncer run`` runs it: a local Ray (``fleet.local.connect``, its
+    defaults), the supervisor actor and a shard host actor holding the shard (``--product ray``).
+
+    Health comes from the supervisor's report, asked for once a second in the background
+    (the operator asks every 2 s), so the harness's polling adds no Ray calls of its own.
+    """
+
+    def __init__(self, backend: Any, desired: dict[str, Any], shard_id: str) -> None:
+        self.backend, self.desired, self.shard_id = backend, desired, shard_id
+        self.report: dict[str, Any] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, spec: Any, *, source_kubeconfig: str, dest_kubeconfig: str,
+                    options: Any) -> _Fleet:  # fmt: skip
+        import os
+
+        from ray_syncer.fleet import actors, local
+        from ray_syncer.fleet.plan import DesiredShard
+        from ray_syncer.kube.config import load_default
+
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        await asyncio.to_thread(local.connect, None, adopt_orphans=True, log_to_driver=False)
+        desired = {spec.shard_id: DesiredShard(
+            spec=spec, revision="1", source=load_default(kubeconfig=source_kubeconfig),
+            dest=load_default(kubeconfig=dest_kubeconfig), options=options)}
+        fleet = cls(actors.RayBackend(actors.ActorSettings()), desired, spec.shard_id)
+        await fleet.poll()
+        fleet.task = asyncio.create_task(fleet.loop())
+        return fleet
+
+    async def poll(self) -> None:
+        report = await self.backend.apply(self.desired)
+        h = report.health.get(self.shard_id)
+        if h is not None:
+            d = dataclasses.asdict(h)
+            d["state"] = getattr(h.state, "value", str(h.state))
+            self.report = d
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(Exception):
+                await self.poll()
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.report)
+
+    async def stop(self) -> None:
+        from ray_syncer.fleet import local
+
+        if self.task is not None:
+            self.task.cancel()
+        with contextlib.suppress(Exception):
+            await self.poll()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.backend.shutdown(), 60)
+        await asyncio.to_thread(local.disconnect, 20)
+        await asyncio.to_thread(local.kill_local_ray, 5)
 
 
 def _seq(obj: Any) -> int:

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.clusters import Clusters, proc_cpu_seconds, proc_memory
+from benchmarks.clusters import (
+    Clusters,
+    descendants,
+    proc_cpu_seconds,
+    proc_memory,
+    tree_pss_mb,
+)
 from benchmarks.profiling import Profile
 from benchmarks.report import new_result, percentiles, ratio
 from benchmarks.rpo import RpoSampler
@@ -63,6 +69,7 @@ class Params:
     seed: int
     profile_dir: Path | None = None  # --profile: py-spy the syncer process during scenarios
     breakdown: bool = False  # --breakdown: where each change's time goes (traced syncer)
+    ray: bool = False  # --product ray: the shard in a shard host actor on a local Ray
 
 
 @dataclass
@@ -97,6 +104,7 @@ class Bench:
             "selector": ENGINE_SELECTOR,
             "options": self.params.engine_options,
             "trace": self.params.breakdown,
+            "ray": self.params.ray,
             **extra,
         }
 
@@ -105,7 +113,12 @@ class Bench:
         if self.runner is not None:
             pids["syncer"] = self.runner.pid
         pids.update(self.clusters.server_pids())
-        return {k: proc_cpu_seconds(p) for k, p in pids.items()}
+        out = {k: proc_cpu_seconds(p) for k, p in pids.items()}
+        if self.runner is not None and self.params.ray:
+            # The syncer is its whole Ray: GCS, raylet, dashboard, agents, workers, the host.
+            ray_pids = descendants(self.runner.pid)
+            out["ray"] = sum(proc_cpu_seconds(p) for p in ray_pids)
+        return out
 
     @staticmethod
     def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, Any]:
@@ -190,6 +203,7 @@ def _cpu_ms_per(cpu: dict[str, Any], writes: int | None) -> float | None:
     used = (cpu.get("syncer") or {}).get("cpu_s")
     if used is None or not writes:
         return None
+    used += (cpu.get("ray") or {}).get("cpu_s") or 0.0  # --product ray: its whole Ray
     return round(used * 1000 / writes, 3)
 
 
@@ -350,6 +364,8 @@ async def initial_sync(bench: Bench) -> dict[str, Any]:
         syncer_cpu_ms_per_update=_cpu_ms_per(cpu, p.objects),
         rss_growth_mb=round(mem["rss_mb"] - base["rss_mb"], 1),
         health=health,
+        product="ray" if p.ray else "process",
+        syncer_pss_mb=round(tree_pss_mb(runner.pid), 1),
     )
     if took is None:
         r["status"] = "failed"
@@ -409,6 +425,8 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         cpu=cpu,
         syncer_cpu_ms_per_update=_cpu_ms_per(cpu, writes),
         health=health,
+        product="ray" if p.ray else "process",
+        syncer_pss_mb=round(tree_pss_mb(bench.runner.pid), 1),
     )
     if took is None:
         r["status"] = "failed"
@@ -462,7 +480,7 @@ async def floor(bench: Bench, rates: list[float], labels: list[str]) -> list[dic
         before = bench.cpu()
         t0 = time.monotonic()
         cmd = bench.engine_cmd()
-        for k in ("options", "trace"):
+        for k in ("options", "trace", "ray"):
             cmd.pop(k)
         await runner.acall("floor", **cmd, trace=p.breakdown)
         took = await bench.observer.wait_converged(p.converge_timeout)
@@ -491,18 +509,34 @@ async def floor(bench: Bench, rates: list[float], labels: list[str]) -> list[dic
     out.append(init)
     for rate, label in zip(rates, labels, strict=False):
         out.append(await _floor_churn(bench, rate, label))
+        if p.breakdown:
+            # What a syncer's destination watch costs the destination: the same churn once
+            # more with one more watch on the copies (as the product's own).
+            out.append(await _floor_churn(bench, rate, label, dest_watch=True))
     await bench.stop_runner()
     return out
 
 
-async def _floor_churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
+async def _watch_forever(client: KubeClient) -> None:
+    _, rv = await client.list_all(CONFIGMAPS, label_selector=ENGINE_SELECTOR)
+    while True:
+        async for ev in client.watch(CONFIGMAPS, label_selector=ENGINE_SELECTOR,
+                                     resource_version=rv, timeout_seconds=300):
+            rv = (ev.get("object") or {}).get("metadata", {}).get("resourceVersion") or rv
+
+
+async def _floor_churn(
+    bench: Bench, rate: float, label: str, *, dest_watch: bool = False
+) -> dict[str, Any]:
     p = bench.params
-    r = new_result(f"floor_churn@{label}", ceiling_per_s=bench.ceiling_per_s, rate_per_s=rate)
+    name = f"floor_churn@{label}" + ("+destwatch" if dest_watch else "")
+    r = new_result(name, ceiling_per_s=bench.ceiling_per_s, rate_per_s=rate)
     assert bench.runner is not None
     await bench.clear_logs()
     bench.observer.reset_measurements()
     if p.breakdown:
         await bench.runner.acall("traces")
+    watcher = asyncio.create_task(_watch_forever(bench.dst)) if dest_watch else None
     before = bench.cpu()
     t0 = time.monotonic()
     try:
@@ -511,6 +545,9 @@ async def _floor_churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         health = await bench.runner.acall("health")
     except Exception as exc:
         return _fail(r, exc)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
     wall = time.monotonic() - t0
     cpu = bench.cpu_delta(before, bench.cpu(), wall)
     lat = list(bench.observer.latencies)
@@ -791,6 +828,7 @@ async def naive(bench: Bench, churn_rate: float) -> list[dict[str, Any]]:
     cmd = bench.engine_cmd()
     cmd.pop("options")
     cmd.pop("trace")
+    cmd.pop("ray")
     cmd["selector"] = NAIVE_SELECTOR
     try:
         t0 = time.monotonic()

@@ -115,3 +115,23 @@ def test_breakdown_splits_each_write_into_its_steps() -> None:
     assert out["visible"]["p50"] == pytest.approx(10.0)
     assert out["total"]["p50"] == pytest.approx(60.0)
     assert report.breakdown([(8, 1.0, 1.0, 1.0, 1.0)], acked={}, visible={}) is None
+
+
+def test_footprint_names_every_ray_process() -> None:
+    from benchmarks.footprint import process_name
+
+    assert process_name("/usr/bin/gcs_server --log_dir=/tmp/x") == "gcs_server"
+    assert process_name("/x/ray/core/src/ray/raylet/raylet --raylet_socket_name=/s") == "raylet"
+    assert process_name("ray::DashboardAgent") == "dashboard agent"
+    assert process_name("ray::RuntimeEnvAgent") == "runtime env agent"
+    assert process_name("/x/python /x/ray/dashboard/dashboard.py --host=0") == "dashboard"
+    assert process_name("ray-dashboard-NodeHead-0 (/x/python -B -c \"from multiprocessing."
+                        "forkserver import main; main(25, 27") == "dashboard module NodeHead"
+    assert process_name("/x/python -B -c from multiprocessing.forkserver import main; main(2"
+                        ) == "dashboard module forkserver"
+    assert process_name("/x/python -u /x/ray/_private/log_monitor.py --x") == "log_monitor"
+    assert process_name("/x/python /x/ray/autoscaler/_private/monitor.py") == "monitor"
+    assert process_name("ray::ShardHostActor.run") == "shard host"
+    assert process_name("ray::SupervisorActor") == "supervisor"
+    assert process_name("ray::IDLE") == "idle worker"
+    assert process_name("/x/python -S -m ray_syncer.fleet.start_guard 12 1.0") == "-"
