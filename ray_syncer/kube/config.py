@@ -48,6 +48,7 @@ from ray_syncer.kube.tls import TlsMaterialError, ssl_context
 
 __all__ = [
     "IN_CLUSTER_CA_PATH",
+    "IN_CLUSTER_NAMESPACE_PATH",
     "IN_CLUSTER_TOKEN_PATH",
     "ClusterConfig",
     "KubeconfigError",
@@ -59,6 +60,7 @@ __all__ = [
 
 IN_CLUSTER_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 IN_CLUSTER_CA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+IN_CLUSTER_NAMESPACE_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 # User/cluster keys that make the loader read a local file.
 _USER_FILE_KEYS = ("client-certificate", "client-key", "tokenFile")
@@ -90,6 +92,9 @@ class ClusterConfig:
     token_file: str | None = None
     exec_config: str | None = field(default=None, repr=False)
     token_expires_at: float | None = None
+    # The context's namespace (in a pod: the service account's). Not used to reach the cluster:
+    # it is what a kubectl-shaped command takes when -n is not given (``clikit.flags``).
+    namespace: str | None = None
 
     def __repr__(self) -> str:
         # Say which credentials are present, never what they are.
@@ -102,7 +107,8 @@ class ClusterConfig:
             f"client_key_data={has(self.client_key_data)}, "
             f"insecure_skip_tls_verify={self.insecure_skip_tls_verify}, "
             f"tls_server_name={self.tls_server_name!r}, token_file={self.token_file!r}, "
-            f"exec_config={has(self.exec_config)}, token_expires_at={self.token_expires_at})"
+            f"exec_config={has(self.exec_config)}, token_expires_at={self.token_expires_at}, "
+            f"namespace={self.namespace!r})"
         )
 
     __str__ = __repr__
@@ -339,6 +345,7 @@ def _build(
     user: Mapping[str, Any],
     secrets: list[str],
     config_base_path: str | None,
+    namespace: str | None = None,
 ) -> ClusterConfig:
     """Run the official loader's auth resolution and read TLS material as bytes.
 
@@ -369,6 +376,7 @@ def _build(
         token_file=token_file,
         exec_config=exec_config,
         token_expires_at=expires_at,
+        namespace=namespace,
     )
     _check_tls(config, ctx_name)
     return config
@@ -457,6 +465,11 @@ def _check_tls(config: ClusterConfig, ctx_name: str) -> None:
 # --------------------------------------------------------------------------- public API
 
 
+def _ctx_namespace(ctx: Mapping[str, Any]) -> str | None:
+    ns = ctx.get("namespace")
+    return ns if isinstance(ns, str) and ns else None
+
+
 def load_kubeconfig_text(
     text: str,
     *,
@@ -481,6 +494,7 @@ def load_kubeconfig_text(
         user=user,
         secrets=_secret_values(doc),
         config_base_path="",
+        namespace=_ctx_namespace(_ctx),
     )
 
 
@@ -525,6 +539,7 @@ def load_kubeconfig_file(paths: str, *, context: str | None = None) -> ClusterCo
         user=user,
         secrets=_secret_values(doc),
         config_base_path=base,
+        namespace=_ctx_namespace(_ctx),
     )
 
 
@@ -547,6 +562,7 @@ def load_in_cluster(
     *,
     token_path: str = IN_CLUSTER_TOKEN_PATH,
     ca_path: str = IN_CLUSTER_CA_PATH,
+    namespace_path: str = IN_CLUSTER_NAMESPACE_PATH,
     environ: Mapping[str, str] | None = None,
 ) -> ClusterConfig:
     """The pod's service account (paths injectable for tests)."""
@@ -570,7 +586,15 @@ def load_in_cluster(
         ca_data=ca or None,
         name="in-cluster",
         token_file=token_path,
+        namespace=_read_optional(namespace_path),
     )
+
+
+def _read_optional(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def in_cluster_available(
