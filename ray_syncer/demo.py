@@ -33,6 +33,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ray_syncer.clikit.exits import Exit, codes, describe
+from ray_syncer.clikit.flags import port, seconds
+
 T = TypeVar("T")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CM_NAME = "test-sync-data"
@@ -42,18 +45,31 @@ class DemoFailed(Exception):
     pass
 
 
+USAGE = (
+    "ray-syncer demo                       # the walkthrough, then exit",
+    "ray-syncer demo --keep-running        # then keep both clusters up for kubectl",
+)
+EXIT_CODES = {
+    **codes(Exit.OK, Exit.NOT_READY, Exit.USAGE, OK="every step of the walkthrough was verified",
+            NOT_READY="a step failed (the message says which)",
+            USAGE="usage error, or the test kit is not installed"),
+    "130": "interrupted (Ctrl-C)",
+}
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    describe(parser, examples=USAGE, exit_codes=EXIT_CODES)
     parser.add_argument(
         "--keep-running",
         action="store_true",
         help="after the walkthrough, keep both clusters and the operator running until Ctrl-C",
     )
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds allowed per step (default 30)"
+        "--timeout", type=seconds, default=30.0, help="seconds allowed per step (default 30)"
     )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         default=0,
         help="operator /metrics port (default: any free port)",
     )

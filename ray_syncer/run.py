@@ -23,15 +23,35 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 from typing import Any
 
-from ray_syncer.operator.options import configure, options_from_args
+from ray_syncer.clikit.exits import Exit, codes, describe
+from ray_syncer.operator import options as flags
+from ray_syncer.operator.options import options_from_args
 from ray_syncer.operator.serve import StopOutcome, serve
 from ray_syncer.operator.stopper import Stopper
 
 log = logging.getLogger("ray_syncer.operator")
 
 __all__ = ["configure", "run"]
+
+EXAMPLES = (
+    "ray-syncer run                                   # in a pod: in-cluster config, local Ray",
+    "ray-syncer run --kubeconfig alpha.yaml --cluster-name alpha --log-level debug",
+    "ray-syncer run --ray-address auto -n shop        # join Ray; serve one namespace only",
+)
+EXIT_CODES = {
+    **codes(Exit.OK, Exit.NOT_READY, Exit.USAGE, OK="a clean stop",
+            NOT_READY="a stop step failed or ran out of time",
+            USAGE="usage error (a bad flag or value) or an unloadable kubeconfig"),
+    "128+N": "a second signal N (130 SIGINT, 143 SIGTERM): exited at once",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    flags.configure(parser)
+    describe(parser, examples=EXAMPLES, exit_codes=EXIT_CODES)
 
 
 def _stop_ray(local: Any, backend: Any, stopper: Stopper, outcome: StopOutcome) -> None:
@@ -57,7 +77,7 @@ def _stop_ray(local: Any, backend: Any, stopper: Stopper, outcome: StopOutcome) 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level),  # validated by clikit.flags.log_level
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Ray's C++ failure-signal handler would take SIGTERM from the Stopper while ray.init runs
@@ -66,12 +86,16 @@ def run(args: argparse.Namespace) -> int:
     from ray_syncer.fleet import actors, local
     from ray_syncer.kube.config import KubeconfigError, load_default
 
-    options = options_from_args(args)
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return Exit.USAGE
     try:
         own_config = load_default(kubeconfig=args.kubeconfig, context=args.context)
     except KubeconfigError as exc:
         log.error("cannot load the operator's own cluster config: %s", exc.message)
-        return 2
+        return Exit.USAGE
     stopper = Stopper(args.stop_timeout, on_abandon=local.kill_local_ray)
     stopper.install()
     outcome = StopOutcome()

@@ -11,6 +11,7 @@ its own unit (a package such as ``engine/``, or a single module):
     2  engine, fencing               the data path of one shard; split-brain fencing
     1  api, kube, metrics            the API models, talking to clusters, metrics
     0  ray_syncer (its __init__)     names and constants
+       clikit                        the command line's conventions (flags, output, exit codes)
 
 Every import counts, also one inside a function. Ray is imported only by ``fleet/actors.py``,
 ``fleet/local.py`` and ``fleet/testing.py``; nothing in the product imports ``fleet/testing.py``
@@ -24,7 +25,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ray_syncer"
 FLOORS = {
-    "ray_syncer": 0,
+    "ray_syncer": 0, "clikit": 0,
     "api": 1, "kube": 1, "metrics": 1,
     "engine": 2, "fencing": 2,
     "fleet": 3,

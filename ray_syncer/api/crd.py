@@ -27,6 +27,9 @@ from typing import Any
 
 import yaml
 
+from ray_syncer.clikit.exits import Exit, codes, describe
+from ray_syncer.clikit.output import STRUCTURED, add_output_flag, emit
+
 CRD_RESOURCE = "krmsyncer.yaml"
 
 
@@ -115,19 +118,25 @@ def regenerated_text(text: str) -> str:
     return text
 
 
+EXAMPLES = (
+    "ray-syncer crd | kubectl apply --server-side -f -",
+    "ray-syncer crd -o json | jq .spec.versions[0].name",
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-o",
-        "--output",
-        choices=("yaml", "json"),
-        default="yaml",
-        help="yaml prints the file as shipped (pipe it to kubectl apply -f -); json for tooling",
+    # A CRD is a manifest: no table to show, so only the two manifest formats.
+    add_output_flag(
+        parser, formats=STRUCTURED, default="yaml",
+        help="yaml (default) prints the file as shipped, comments included (pipe it to "
+        "kubectl apply -f -); json for tooling",
     )
+    describe(parser, examples=EXAMPLES, exit_codes=codes(Exit.OK, Exit.USAGE))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.output == "json":
-        sys.stdout.write(json.dumps(load_crd(), indent=2) + "\n")
+        emit(load_crd(), "json")
     else:
         sys.stdout.write(crd_text())
-    return 0
+    return Exit.OK

@@ -5,13 +5,13 @@ Reads multi-document YAML (``-`` is stdin), parses every KRMSyncer with the same
 what the syncer will do or the precise errors the operator would put in its
 ``Ready`` condition. Other kinds in the same files (the kubeconfig Secret, say)
 are listed as skipped and their contents are never printed. Exit status 1 if
-any KRMSyncer is invalid or a file cannot be read.
+any KRMSyncer is invalid or a file cannot be read. ``-o table`` (or ``wide``)
+prints the summary, ``-o yaml|json`` the parsed spec (``clikit.output``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +22,8 @@ import yaml
 from ray_syncer import API_GROUP, KIND
 from ray_syncer.api.models import KRMSyncer, Rule
 from ray_syncer.api.parse import SpecError, parse_krmsyncer
+from ray_syncer.clikit.exits import Exit, codes, describe
+from ray_syncer.clikit.output import STRUCTURED, add_output_flag, emit
 
 
 @dataclass(frozen=True)
@@ -106,21 +108,29 @@ def summarize(syncer: KRMSyncer) -> str:
     return "\n".join(lines)
 
 
+EXAMPLES = (
+    "ray-syncer validate examples/krmsyncer-usage.yaml",
+    "kubectl get krmsyncer app -n shop -o yaml | ray-syncer validate -",
+    "ray-syncer validate app.yaml -o yaml        # the spec with every default filled in",
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="YAML manifests ('-' for stdin)")
-    parser.add_argument(
-        "-o",
-        "--output",
-        choices=("summary", "yaml", "json"),
-        default="summary",
-        help="summary (default), or the parsed spec with every default filled in",
-    )
+    # table and wide are the readable summary (a manifest has no columns to widen);
+    # "summary", the old name of table, still works.
+    add_output_flag(parser, aliases={"summary": "table"},
+                    help="table (default): what the operator will do; yaml/json: the parsed spec "
+                    "with every default filled in")
+    describe(parser, examples=EXAMPLES, exit_codes=codes(
+        Exit.OK, Exit.NOT_READY, Exit.USAGE, OK="every KRMSyncer is valid",
+        NOT_READY="a KRMSyncer is invalid or a file cannot be read", USAGE="usage error"))
 
 
 def validate_files(
     files: list[str],
     *,
-    output: str = "summary",
+    output: str = "table",
     out: TextIO,
     err: TextIO,
     stdin: TextIO | None = None,
@@ -163,15 +173,13 @@ def validate_files(
                 },
                 "spec": syncer.spec.to_api(),
             }
-            if output == "json":
-                print(json.dumps(parsed, indent=2), file=out)
-            elif output == "yaml":
-                print(yaml.safe_dump(parsed, sort_keys=False).rstrip(), file=out)
+            if output in STRUCTURED:
+                emit(parsed, output, out)
             else:
                 print(summarize(syncer), file=out)
         if not found:
             print(f"{path}: no KRMSyncer found", file=out)
-    return 1 if failed else 0
+    return Exit.NOT_READY if failed else Exit.OK
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,9 +2,10 @@
 
 Why it exists: ``status``, ``diff`` and ``failover`` all start the same way:
 load the user's kubeconfig (``--kubeconfig``/``--context``), read a KRMSyncer
-from the cluster it lives in (its *home*), then find the other cluster through
-the kubeconfig Secret the syncer references (read from the home cluster), or
-take it from an explicit kubeconfig. Push mode syncs home -> remote, pull mode
+from the cluster it lives in (its *home*), then find the other cluster (its
+*peer*) through the kubeconfig Secret the syncer references (read from the home
+cluster), or take it from ``--peer-kubeconfig``/``--peer-context``
+(``clikit.flags`` declares them). Push mode syncs home -> remote, pull mode
 remote -> home. Secret contents stay in memory as a ``ClusterConfig``; nothing
 here prints them.
 """
@@ -17,6 +18,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
+from ray_syncer.clikit.flags import add_kubeconfig_flags, add_namespace_flags
 from ray_syncer.fencing import KRMSYNCER_RES
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.kube.config import (
@@ -35,10 +37,21 @@ class DrError(Exception):
     """A problem the user must fix (exit code 2); the message never holds secrets."""
 
 
-def add_cluster_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", default=None, help="kubeconfig of the cluster the KRMSyncer lives in")
-    parser.add_argument("--context", default=None, help="context in --kubeconfig")
-    parser.add_argument("-n", "--namespace", default=None, help="namespace of the KRMSyncer (default: default)")
+def add_cluster_args(
+    parser: argparse.ArgumentParser, *, what: str = "the cluster the KRMSyncer lives in",
+    all_namespaces: bool = False,
+) -> None:
+    add_kubeconfig_flags(parser, what=what)
+    add_namespace_flags(parser, all_namespaces=all_namespaces)
+
+
+def load_peer(args: argparse.Namespace) -> ClusterConfig | None:
+    """``--peer-kubeconfig`` (with ``--peer-context``), or None: the KRMSyncer's Secret decides."""
+    if not args.peer_kubeconfig:
+        if args.peer_context:
+            raise DrError("--peer-context needs --peer-kubeconfig")
+        return None
+    return load_file(args.peer_kubeconfig, args.peer_context)
 
 
 def load_user(kubeconfig: str | None, context: str | None) -> ClusterConfig:
@@ -132,13 +145,16 @@ async def resolve_sides(
     home: KubeClient,
     syncer: dict[str, Any],
     *,
+    peer: ClusterConfig | None = None,
     source_override: ClusterConfig | None = None,
     dest_override: ClusterConfig | None = None,
     allow_exec: bool = False,
 ) -> Sides:
+    """``peer`` replaces the Secret's cluster; the overrides (the deprecated ``diff
+    --source-*``/``--dest-*``) replace one role whichever cluster holds it."""
     push = mode_of(syncer) == "push"
-    remote: ClusterConfig | None = None
-    if (push and dest_override is None) or (not push and source_override is None):
+    remote: ClusterConfig | None = peer
+    if remote is None and ((push and dest_override is None) or (not push and source_override is None)):
         remote = await remote_config(home, syncer, allow_exec=allow_exec)
     src: ClusterConfig | None = home_config if push else remote
     dst: ClusterConfig | None = remote if push else home_config

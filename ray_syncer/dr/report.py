@@ -2,6 +2,7 @@
 
 Why it exists: ``status``, ``diff`` and ``failover`` print the same kinds of
 facts; keeping the formatting here keeps the command modules about behaviour.
+YAML and JSON go through ``clikit.output``.
 Output goes to a ``rich.console.Console`` the caller passes in (tests pass one
 writing to a string buffer).
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -20,11 +20,6 @@ from ray_syncer.dr.compare import DiffReport
 
 def console(file: Any = None) -> Console:
     return Console(file=file or sys.stdout, width=160, highlight=False, soft_wrap=True)
-
-
-def print_json(data: Any, file: Any = None) -> None:
-    out = file or sys.stdout
-    out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def age(seconds: float | None) -> str:
@@ -38,12 +33,14 @@ def age(seconds: float | None) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
-def _names(items: list[str], limit: int = 3) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" (+{len(items) - limit})" if len(items) > limit else "")
+def names(items: list[str], limit: int | None = 3) -> str:
+    """A few names and how many more; all of them with ``limit=None`` (``-o wide``)."""
+    if limit is None or len(items) <= limit:
+        return ", ".join(items)
+    return ", ".join(items[:limit]) + f" (+{len(items) - limit})"
 
 
-def render_diff(report: DiffReport, con: Console, *, fields: bool = False) -> None:
+def render_diff(report: DiffReport, con: Console, *, fields: bool = False, wide: bool = False) -> None:
     t = report.totals()
     verdict = "[green]IN SYNC[/green]" if report.in_sync else "[red]NOT IN SYNC[/red]"
     con.print(
@@ -54,6 +51,7 @@ def render_diff(report: DiffReport, con: Console, *, fields: bool = False) -> No
     )
     for e in report.errors:
         con.print(f"[red]error:[/red] {e}")
+    limit = None if wide else 3
     table = Table(show_lines=False)
     for col in ("SHARD", "SOURCE", "DEST", "MISSING", "DIFFERS", "EXTRA", "CONFLICTS", "DETAIL"):
         table.add_column(col, overflow="fold")
@@ -62,13 +60,13 @@ def render_diff(report: DiffReport, con: Console, *, fields: bool = False) -> No
         if s.error:
             detail.append(f"error: {s.error}")
         if s.missing:
-            detail.append(f"missing: {_names(s.missing)}")
+            detail.append(f"missing: {names(s.missing, limit)}")
         if s.differs:
-            detail.append(f"differs: {_names([d.key for d in s.differs])}")
+            detail.append(f"differs: {names([d.key for d in s.differs], limit)}")
         if s.extra:
-            detail.append(f"extra: {_names(s.extra)}")
+            detail.append(f"extra: {names(s.extra, limit)}")
         if s.conflicts:
-            detail.append(f"unowned: {_names(s.conflicts)}")
+            detail.append(f"unowned: {names(s.conflicts, limit)}")
         table.add_row(
             s.shard, str(s.source_objects), str(s.dest_objects), str(len(s.missing)),
             str(len(s.differs)), str(len(s.extra)), str(len(s.conflicts)),
@@ -77,7 +75,7 @@ def render_diff(report: DiffReport, con: Console, *, fields: bool = False) -> No
     con.print(table)
     if s_orphans := [s for s in report.shards if s.orphaned]:
         con.print(f"kept on purpose (deletionPolicy Orphan): "
-                  f"{_names([k for s in s_orphans for k in s.orphaned])}")
+                  f"{names([k for s in s_orphans for k in s.orphaned], limit)}")
     if fields:
         for s in report.shards:
             for d in s.differs:
@@ -123,3 +121,4 @@ def recovery_point_lines(rp: dict[str, Any]) -> list[str]:
 def render_recovery_point(rp: dict[str, Any], con: Console) -> None:
     for line in recovery_point_lines(rp):
         con.print(line)
+

@@ -3,8 +3,9 @@
 Reads KRMSyncer objects (one by name, all in ``-n``, or all namespaces with
 ``-A``) with the user's kubeconfig and prints what the operator last wrote to
 their ``status``: the five conditions and the per-shard summary (objects,
-pending, lag, recovery point, conflicts, errors). Works from a laptop; ``-o json`` prints the
-raw status for automation. Also shows the failover markers
+pending, lag, recovery point, conflicts, errors). Works from a laptop; ``-o
+wide`` adds when each condition last changed, ``-o yaml|json`` print the raw
+status for automation. Also shows the failover markers
 (``ray_syncer.fencing``) so a person sees which side is promoted.
 """
 
@@ -18,17 +19,28 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ray_syncer.clikit.exits import Exit, codes, describe
+from ray_syncer.clikit.flags import resolve_namespace
+from ray_syncer.clikit.output import STRUCTURED, add_output_flag, emit
 from ray_syncer.dr.clusters import DrError, add_cluster_args, load_user, read_syncer
-from ray_syncer.dr.report import age, console, print_json
+from ray_syncer.dr.report import age, console
 from ray_syncer.fencing import ANN_LAST_FAILOVER, KRMSYNCER_RES, epoch_of, is_active
 from ray_syncer.kube.client import ApiError, KubeClient, TransportError
+
+EXAMPLES = (
+    "ray-syncer status                         # every KRMSyncer in the context's namespace",
+    "ray-syncer status app -n shop --context alpha",
+    "ray-syncer status -A -o wide",
+    "ray-syncer status -A -o json | jq '.[] | select(.active)'",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", default=None, help="KRMSyncer name (default: all)")
-    add_cluster_args(parser)
-    parser.add_argument("-A", "--all-namespaces", action="store_true")
-    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    add_cluster_args(parser, all_namespaces=True)
+    add_output_flag(parser)
+    describe(parser, examples=EXAMPLES, exit_codes=codes(Exit.OK, Exit.USAGE,
+                                                         OK="the status was read and shown"))
 
 
 async def fetch(config: Any, *, namespace: str | None, name: str | None) -> list[dict[str, Any]]:
@@ -58,7 +70,7 @@ def summary(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(objs: list[dict[str, Any]], con: Console) -> None:
+def render(objs: list[dict[str, Any]], con: Console, *, wide: bool = False) -> None:
     if not objs:
         con.print("no KRMSyncers found")
         return
@@ -80,12 +92,7 @@ def render(objs: list[dict[str, Any]], con: Console) -> None:
         if s["lastFailover"]:
             lf = s["lastFailover"]
             con.print(f"  last failover: {lf.get('role')} ({lf.get('kind')}) at {lf.get('at')}, peer {lf.get('peer')}")
-        conds = Table(title=None, show_header=True)
-        for col in ("CONDITION", "STATUS", "REASON", "MESSAGE"):
-            conds.add_column(col, overflow="fold")
-        for c in st.get("conditions") or []:
-            conds.add_row(c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""))
-        con.print(conds)
+        con.print(_conditions(st, wide=wide))
         shards = st.get("shards") or []
         if shards:
             t = Table(show_header=True)
@@ -109,20 +116,33 @@ def render(objs: list[dict[str, Any]], con: Console) -> None:
         con.print("")
 
 
+def _conditions(st: dict[str, Any], *, wide: bool) -> Table:
+    cols = ("CONDITION", "STATUS", "REASON", "MESSAGE") + (("SINCE",) if wide else ())
+    conds = Table(title=None, show_header=True)
+    for col in cols:
+        conds.add_column(col, overflow="fold")
+    for c in st.get("conditions") or []:
+        row = [c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", "")]
+        conds.add_row(*row, *([c.get("lastTransitionTime", "-")] if wide else []))
+    return conds
+
+
 def run(args: argparse.Namespace) -> int:
     con = console()
     try:
         config = load_user(args.kubeconfig, args.context)
-        ns = None if args.all_namespaces else (args.namespace or "default")
+        ns = resolve_namespace(args, config)
+        if ns is None and args.name:
+            raise DrError("a KRMSyncer name needs one namespace: drop -A or the name")
         objs = asyncio.run(fetch(config, namespace=ns, name=args.name))
     except DrError as exc:
         con.print(f"[red]error:[/red] {exc}")
-        return 2
+        return Exit.USAGE
     except (ApiError, TransportError) as exc:
         con.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-        return 2
-    if args.output == "json":
-        print_json([summary(o) for o in objs])
+        return Exit.USAGE
+    if args.output in STRUCTURED:
+        emit([summary(o) for o in objs], args.output)
     else:
-        render(objs, con)
-    return 0
+        render(objs, con, wide=args.output == "wide")
+    return Exit.OK

@@ -14,6 +14,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
+from ray_syncer.clikit.flags import at_least, log_level, port, seconds_at_least
 from ray_syncer.engine.options import EngineOptions
 from ray_syncer.operator.planner import Tenancy
 from ray_syncer.operator.reconciler import Settings
@@ -39,12 +40,16 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         help="kubeconfig of the operator's own cluster (else in-cluster or KUBECONFIG)",
     )
     parser.add_argument("--context", default=None, help="context in --kubeconfig")
+    # Unlike a client command, -n does not default to the context's namespace: an operator
+    # serves every namespace (as kube controllers do) unless told to watch one.
     parser.add_argument(
-        "--namespace", default=None, help="watch KRMSyncers only in this namespace (default: all)"
+        "-n", "--namespace", default=None,
+        help="watch KRMSyncers only in this namespace (default: all namespaces, not the "
+        "context's: the operator serves the whole cluster)",
     )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         default=9090,
         help="port of /metrics /healthz /readyz (default 9090)",
     )
@@ -69,7 +74,7 @@ def _operator_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-shards-per-actor",
-        type=int,
+        type=at_least(0),
         default=0,
         help="shards per Ray actor process: 0 = automatic (default: one actor per shard up to "
         "50 shards, then 50 per actor), 1 = always one actor per shard, N = up to N per actor",
@@ -84,10 +89,11 @@ def _operator_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster-name", default=None, help="this cluster's identity in ownership annotations"
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--log-level", type=log_level, default="INFO",
+                        help="DEBUG, INFO, WARNING, ERROR or CRITICAL, any case (default INFO)")
     parser.add_argument(
         "--stop-timeout",
-        type=float,
+        type=seconds_at_least(4),
         default=STOP_TIMEOUT_S,
         help="seconds from SIGTERM/SIGINT to exit, whatever is stuck; shards get what Ray's "
         f"shutdown does not need (default {STOP_TIMEOUT_S:g}, at least 4)",
@@ -178,11 +184,8 @@ class OperatorOptions:
 
 
 def options_from_args(args: argparse.Namespace) -> OperatorOptions:
+    """The options; ``ValueError`` (a usage error, exit 2) for values only valid together."""
     tenants = frozenset(t.strip() for t in (args.tenant_namespaces or "").split(",") if t.strip())
-    if args.max_shards_per_actor < 0:
-        raise SystemExit("--max-shards-per-actor must be >= 0")
-    if not args.stop_timeout >= 4:
-        raise SystemExit("--stop-timeout must be >= 4 (seconds)")
     try:
         engine = EngineOptions(
             dest_qps=args.dest_qps,
@@ -193,7 +196,7 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
             delete_guard_min=args.delete_guard_min,
         )
     except ValueError as exc:
-        raise SystemExit(f"ray-syncer run: {exc}") from None
+        raise ValueError(f"ray-syncer run: {exc}") from None
     return OperatorOptions(
         namespace=args.namespace,
         metrics_port=args.metrics_port,

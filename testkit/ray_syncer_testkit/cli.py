@@ -16,7 +16,20 @@ from pathlib import Path
 from .server import ApiServer
 
 
+# The same layout and codes as every ray-syncer subcommand (ray_syncer.clikit.exits, which
+# this distribution does not import).
+EPILOG = """examples:
+  ray-syncer dev-cluster --tls --kubeconfig-out dev.yaml
+  KUBECONFIG=dev.yaml kubectl get namespaces
+
+exit codes:
+  0      stopped by Ctrl-C or SIGTERM
+  2      usage error (a bad flag or value)"""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--name", default="dev", help="cluster/context name in the kubeconfig (default dev)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ray_syncer.cli import main
 from ray_syncer.kube.client import ResourceInfo
@@ -147,6 +148,30 @@ def test_status_shows_conditions_shards_and_json(
     mine = [s for s in json.loads(out) if s["namespace"] == home]
     assert len(mine) == 1 and mine[0]["active"] is True
     assert mine[0]["status"]["objects"] == 4  # three ConfigMaps and one Secret
+
+    # Without -n, the kubeconfig context's namespace, as kubectl does; -o yaml and -o wide.
+    in_home = str(_write(tmp_path / "alpha-in-home", _with_namespace(dr_clusters.source.kubeconfig, home)))
+    code, out = run_cli(capsys, "status", "--kubeconfig", in_home, "-o", "yaml")
+    assert code == 0 and [(s["namespace"], s["name"]) for s in yaml.safe_load(out)] == [(home, "app")]
+    code, out = run_cli(capsys, "status", "app", "--kubeconfig", in_home, "-o", "wide")
+    assert code == 0 and f"KRMSyncer {home}/app" in out and "SINCE" in out
+    code, out = run_cli(capsys, "diff", "app", "--kubeconfig", in_home, "-o", "yaml")
+    assert code == 0 and yaml.safe_load(out)["syncer"] == f"{home}/app"
+    # Without a name: every active KRMSyncer of the namespace.
+    code, out = run_cli(capsys, "diff", "--kubeconfig", in_home, "-o", "json")
+    listed = json.loads(out)
+    assert code == 0 and [i["syncer"] for i in listed["items"]] == [f"{home}/app"]
+    assert listed["skipped"] == []
+    code, out = run_cli(capsys, "status", "app", "--kubeconfig", kc)  # the context has no namespace
+    assert code == 2 and "not found" in out
+
+
+def _with_namespace(kubeconfig: str, namespace: str) -> str:
+    doc = yaml.safe_load(kubeconfig)
+    for ctx in doc["contexts"]:
+        if ctx["name"] == doc["current-context"]:
+            ctx["context"]["namespace"] = namespace
+    return yaml.safe_dump(doc)
 
 
 def _write(path: Path, text: str) -> Path:

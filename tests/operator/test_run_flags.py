@@ -40,11 +40,30 @@ def test_engine_tuning_flags_reach_the_engine_options() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv",
-    [("--dest-qps", "0"), ("--max-in-flight", "0"), ("--delete-guard-fraction", "1.5"),
-     ("--max-shards-per-actor", "-1")],
+    "argv", [("--dest-qps", "0"), ("--max-in-flight", "0"), ("--delete-guard-fraction", "1.5")],
 )  # fmt: skip
 def test_invalid_tuning_is_refused_with_a_message(argv: tuple[str, ...]) -> None:
-    with pytest.raises(SystemExit) as exc:
+    # Values valid alone but not together: ray-syncer run prints the message and exits 2.
+    with pytest.raises(ValueError, match="must be"):
         options_from_args(_parse(*argv))
-    assert "must be" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("--max-shards-per-actor", "-1"), ("--stop-timeout", "3"), ("--stop-timeout", "nan"),
+     ("--metrics-port", "70000"), ("--log-level", "chatty")],
+)  # fmt: skip
+def test_a_bad_value_is_a_usage_error_naming_the_flag(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _parse(*argv)
+    assert exc.value.code == 2
+    assert f"argument {argv[0]}" in capsys.readouterr().err
+
+
+def test_log_level_is_case_insensitive_and_n_restricts_the_watch() -> None:
+    args = _parse("--log-level", "debug", "-n", "shop")
+    assert args.log_level == "DEBUG"
+    assert options_from_args(args).namespace == "shop"
+    assert options_from_args(_parse()).namespace is None  # all namespaces, not the context's
