@@ -16,8 +16,8 @@ from ray_syncer.clikit.flags import resolve_namespace
 from ray_syncer.clikit.output import emit
 from ray_syncer.kube.config import ClusterConfig, load_in_cluster, load_kubeconfig_file
 
-OURS = ("run", "demo", "crd", "validate", "status", "diff")
-POSITIONAL = {"validate": ["x.yaml"], "diff": ["app"]}
+OURS = ("run", "demo", "crd", "validate", "status", "diff", "failover")
+POSITIONAL = {"validate": ["x.yaml"], "diff": ["app"], "failover": ["app"]}
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -45,6 +45,13 @@ def test_help_shows_examples_and_exit_codes(command: str, capsys: pytest.Capture
     assert "  0 " in out[codes:] and "  2 " in out[codes:]
 
 
+def test_failover_help_documents_the_refusal_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["failover", "--help"])
+    out = capsys.readouterr().out
+    assert "  3      refused by a safety check" in out and "--dry-run" in out
+
+
 @pytest.mark.parametrize("command", OURS)
 def test_an_unknown_flag_prints_that_subcommands_usage(
     command: str, capsys: pytest.CaptureFixture[str]
@@ -58,6 +65,9 @@ def test_an_unknown_flag_prints_that_subcommands_usage(
     ("argv", "says"),
     [
         (["run", "--log-level", "chatty"], "invalid log level 'chatty'"),
+        (["failover", "app", "--timeout", "soon"], "'soon' is not a number of seconds"),
+        (["failover", "app", "--timeout", "-5"], "must be at least 0 seconds"),
+        (["failover", "app", "--confirm-timeout", "0"], "must be at least 0 seconds"),
         (["status", "-o", "xml"], "invalid output format 'xml'"),
         (["crd", "-o", "table"], "invalid output format 'table'"),
         (["run", "--metrics-port", "99999"], "at most 65535"),
@@ -75,6 +85,29 @@ def test_values_are_case_insensitive() -> None:
     assert parse("run", "--log-level", "debug").log_level == "DEBUG"
     assert parse("status", "-o", "YAML").output == "yaml"
     assert parse("validate", "x.yaml", "-o", "summary").output == "table"  # the old name
+    assert parse("failover", "app", "--timeout", "90").timeout == 90.0
+
+
+OLD_FAILOVER = [
+    ("--standby-kubeconfig", "peer_kubeconfig", "--peer-kubeconfig"),
+    ("--standby-context", "peer_context", "--peer-context"),
+    ("--reverse-name", "peer_name", "--peer-name"),
+    ("--reverse-secret", "peer_secret", "--peer-secret"),
+    ("--reverse-kubeconfig", "peer_secret_from_file", "--peer-secret-from-file"),
+]
+
+
+@pytest.mark.parametrize(("old", "dest", "new"), OLD_FAILOVER)
+def test_old_failover_spellings_still_work_with_a_warning(
+    old: str, dest: str, new: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse("failover", "app", old, "value")
+    assert getattr(args, dest) == "value"
+    err = capsys.readouterr().err
+    assert err.strip() == f"warning: {old} is deprecated and will be removed in the next release; use {new}"
+    # The new spelling says nothing.
+    assert getattr(parse("failover", "app", new, "value"), dest) == "value"
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("old", ["--source-kubeconfig", "--source-context", "--dest-kubeconfig",
@@ -88,12 +121,13 @@ def test_old_diff_spellings_still_work_with_a_warning(
     assert getattr(parse("diff", "app"), old[2:].replace("-", "_")) is None
 
 
-def test_old_spellings_are_hidden_from_help(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", ["diff", "failover"])
+def test_old_spellings_are_hidden_from_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        cli.main(["diff", "--help"])
+        cli.main([command, "--help"])
     out = capsys.readouterr().out
     assert "--peer-kubeconfig" in out and "--peer-context" in out
-    for old in ("--source-", "--dest-"):
+    for old in ("--standby-", "--reverse-", "--source-", "--dest-"):
         assert old not in out
 
 

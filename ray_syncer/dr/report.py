@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ray_syncer.dr.compare import DiffReport
+from ray_syncer.dr.plan import Plan, state
 
 
 def console(file: Any = None) -> Console:
@@ -122,3 +123,30 @@ def render_recovery_point(rp: dict[str, Any], con: Console) -> None:
     for line in recovery_point_lines(rp):
         con.print(line)
 
+
+def render_plan(plan: Plan, con: Console, *, wide: bool = False) -> None:
+    """``failover --dry-run``: the writes in order, the epoch, readiness, refusals, the verdict."""
+    req, f = plan.request, plan.facts
+    ns = req.namespace
+    con.print(f"{plan.kind} failover of KRMSyncer {ns}/{req.name}: {f.active} -> {f.standby} "
+              "(dry run: nothing was written)", markup=False)
+    con.print(f"  {ns}/{req.name} on {f.active}: {state(f.x) if f.x else 'not read'}", markup=False)
+    con.print(f"  {ns}/{req.reverse_name} on {f.standby}: {state(f.y)}", markup=False)
+    if plan.epoch is not None:
+        con.print(f"  failover epoch to write: {plan.epoch} (on {ns}/{req.reverse_name}, "
+                  f"{f.standby}; the real run takes the time it runs, if later)", markup=False)
+    if plan.steps:
+        table = Table(show_lines=False)
+        for col in ("STEP", "CLUSTER", "ACTION", "TARGET", "DETAIL"):
+            table.add_column(col, overflow="fold")
+        for i, s in enumerate(plan.steps, start=1):
+            table.add_row(str(i), s.cluster, s.action, s.target, s.detail)
+        con.print(table)
+    if f.readiness is not None:
+        t = f.readiness.totals()
+        con.print(f"readiness of {f.standby}: {t['missing']} missing, {t['differs']} stale, "
+                  f"{t['extra']} extra, {t['conflicts']} unowned", markup=False)
+        render_diff(f.readiness, con, wide=wide)
+    for reason in plan.refusals:
+        con.print(f"refuses: {reason}", markup=False)
+    con.print(f"verdict: {plan.verdict()[1]}", markup=False)

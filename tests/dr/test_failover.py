@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ray_syncer.dr.failover import Plan, Transcript, run_failover
+from ray_syncer.dr.failover import Request, Transcript, run_failover
 from ray_syncer.fencing import ANN_EPOCH, ANN_REVERSE_OF
 from ray_syncer.kube.client import KubeClient
 from ray_syncer.kube.config import load_kubeconfig_text
@@ -80,11 +80,11 @@ async def test_planned_failover_and_failback_under_churn(
         unseen = app.writes + 5
         await wait_for(lambda: _writes_past(app, unseen), what="writes beta has not seen")
         log = Transcript()
-        plan = Plan(namespace=home, name="app", reverse_name="app",
+        plan = Request(namespace=home, name="app", reverse_name="app",
                     reverse_kubeconfig=alpha.kubeconfig, timeout_s=60, poll_s=0.2,
                     confirm_timeout_s=10)
         failover = asyncio.create_task(
-            run_failover(active=alpha.config, standby=beta.config, plan=plan,
+            run_failover(active=alpha.config, standby=beta.config, request=plan,
                          emergency_mode=False, log=log)
         )
         await wait_for(lambda: _logged(log, "not yet"), what="the failover waiting for beta")
@@ -121,9 +121,9 @@ async def test_planned_failover_and_failback_under_churn(
 
         # Failback: the same command the other way round; alpha's syncer is resumed.
         log2 = Transcript()
-        plan2 = Plan(namespace=home, name="app", reverse_name="app", timeout_s=30, poll_s=0.2,
+        plan2 = Request(namespace=home, name="app", reverse_name="app", timeout_s=30, poll_s=0.2,
                      confirm_timeout_s=10)
-        assert await run_failover(active=beta.config, standby=alpha.config, plan=plan2,
+        assert await run_failover(active=beta.config, standby=alpha.config, request=plan2,
                                   emergency_mode=False, log=log2) == 0
         show(log2, "failback beta -> alpha")
         x = await ca.get(KRMSYNCER_RES, namespace=home, name="app")
@@ -181,9 +181,9 @@ async def test_emergency_failover_fences_the_returning_old_active(
         await link.cut()
         try:
             log = Transcript()
-            plan = Plan(namespace=home, name="app", reverse_name="app")
+            plan = Request(namespace=home, name="app", reverse_name="app")
             assert await run_failover(active=load_kubeconfig_text(alpha_via_link, allow_files=True),
-                                      standby=beta.config, plan=plan, emergency_mode=True,
+                                      standby=beta.config, request=plan, emergency_mode=True,
                                       log=log) == 0
             show(log, "emergency failover to beta")
             await put_cm(cb, home, "orders", {"v": "2-written-on-beta"})

@@ -51,12 +51,24 @@ def test_refusals_change_nothing(dr_clusters: Clusters, tmp_path: Path,
     asyncio.run(_setup(dr_clusters, home, standby=False))
     a, b = files(dr_clusters, tmp_path)
     # No reverse syncer on beta and no way to create one.
-    assert main(["failover", "app", "-n", home, "--kubeconfig", a, "--standby-kubeconfig", b]) == 2
-    assert "--reverse-secret or --reverse-kubeconfig" in capsys.readouterr().out
+    assert main(["failover", "app", "-n", home, "--kubeconfig", a, "--peer-kubeconfig", b]) == 3
+    assert "--peer-secret or --peer-secret-from-file" in capsys.readouterr().out
+    # The old spelling of the standby's kubeconfig still works for one release, with a warning.
+    assert main(["failover", "app", "-n", home, "--kubeconfig", a, "--standby-kubeconfig", b]) == 3
+    out, err = capsys.readouterr()
+    assert "--peer-secret or --peer-secret-from-file" in out
+    assert "warning: --standby-kubeconfig is deprecated" in err and "use --peer-kubeconfig" in err
+    # -o json: only the result on stdout (the steps go to stderr), refusals named.
+    assert main(["failover", "app", "-n", home, "--kubeconfig", a, "--peer-kubeconfig", b, "-o", "json"]) == 3
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result["exitCode"] == 3 and result["dryRun"] is False
+    assert result["error"].startswith("failover refused: the standby has no reverse KRMSyncer")
+    assert result["plan"]["refusals"] and "[1] read KRMSyncer" in err
     # Emergency while alpha answers.
     asyncio.run(_setup(dr_clusters, home, standby=True))
     assert main(["failover", "app", "-n", home, "--emergency", "--kubeconfig", a,
-                 "--standby-kubeconfig", b]) == 2
+                 "--peer-kubeconfig", b]) == 3
     assert "use a planned failover" in capsys.readouterr().out
     # Nothing was touched: alpha still active, beta still suspended, no markers.
     x, y = asyncio.run(_get(dr_clusters, home, "alpha")), asyncio.run(_get(dr_clusters, home, "beta"))
@@ -80,7 +92,7 @@ def test_emergency_promotes_the_standby_with_fencing_markers(
         await link.cut()
         try:
             return await asyncio.to_thread(main, ["failover", "app", "-n", home, "--emergency",
-                                                  "--kubeconfig", a, "--standby-kubeconfig", b])
+                                                  "--kubeconfig", a, "--peer-kubeconfig", b])
         finally:
             await link.close()
 

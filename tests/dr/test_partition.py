@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ray_syncer.dr.failover import Plan, Transcript, run_failover
+from ray_syncer.dr.failover import Request, Transcript, run_failover
 from ray_syncer.kube.client import KubeClient
 from ray_syncer.operator.status import condition
 from tests.e2e.harness import (
@@ -69,8 +69,8 @@ async def test_old_active_writes_nothing_after_a_partition_in_which_the_standby_
 
             # Meanwhile the person on call promotes beta (emergency: only beta is touched).
             log = Transcript()
-            plan = Plan(namespace=home, name="app", reverse_name="app")
-            assert await run_failover(active=None, standby=beta.config, plan=plan,
+            plan = Request(namespace=home, name="app", reverse_name="app")
+            assert await run_failover(active=None, standby=beta.config, request=plan,
                                       emergency_mode=True, log=log) == 0
             await put_cm(cb, home, "orders", {"v": "2-written-on-beta"})
 
