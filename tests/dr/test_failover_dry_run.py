@@ -166,3 +166,17 @@ def test_dry_run_of_a_failover_already_done_says_so(
     code, out = dry_run(capsys, "app", "-n", home, "--kubeconfig", a, "--peer-kubeconfig", b)
     assert code == 0 and "already failed over: nothing to do" in out
     assert asyncio.run(snapshot(dr_clusters, home)) == before
+
+
+def test_dry_run_of_a_caught_up_standby_would_proceed(
+    dr_clusters: Clusters, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = unique("dry-ok")
+    asyncio.run(_synced_setup(dr_clusters, home))
+    asyncio.run(_standby(dr_clusters, home))
+    a, b = kubeconfigs(dr_clusters, tmp_path)
+    before = asyncio.run(snapshot(dr_clusters, home))
+    code, out = dry_run(capsys, "app", "-n", home, "--kubeconfig", a, "--peer-kubeconfig", b, "-o", "json")
+    plan = json.loads(out)["plan"]
+    assert code == 0 and plan["verdict"] == "would proceed" and plan["readiness"]["inSync"] is True
+    assert asyncio.run(snapshot(dr_clusters, home)) == before
