@@ -17,7 +17,7 @@ import pytest
 
 from tests.deploy.manifests import REPO
 
-DOCS = ["docs/deploy.md", "README.md", "docs/design.md"]
+DOCS = ["README.md", "CHANGELOG.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 
 
 @cache
