@@ -1,13 +1,14 @@
 """The deployment, rehearsed: deploy/ installed on two real control planes as the README tells a
 user, and the RayCluster's pods run as containers of the built image.
 
-Steps, in the README's order ("Install on Kubernetes with KubeRay"), with kubectl:
+The install is the README's own blocks of "Install on Kubernetes with KubeRay" (tagged
+``readme-test: rehearsal``), run through bash as written:
 
 1. the standby: ``apply --server-side -k deploy/destination`` and the destination example RBAC;
-2. the standby's kubeconfig, made from the ``krmsyncer-writer`` token as the README shows;
+2. the standby's kubeconfig, made from the ``krmsyncer-writer`` token;
 3. the active cluster: KubeRay's RayCluster CRD (the stand-in for installing the KubeRay
    operator), ``apply --server-side -k deploy/`` and the source example RBAC;
-4. the kubeconfig Secret, ``examples/krmsyncer-usage.yaml`` and the ConfigMap of the walkthrough.
+4. the kubeconfig Secret and ``examples/krmsyncer-usage.yaml``; then the walkthrough's ConfigMap.
 
 Then what KubeRay would do: the RayCluster is read back from the apiserver, its token Secret is
 made, and the head pod and the worker group's replicas are started (tests/rehearsal/kuberay.py
@@ -18,7 +19,6 @@ looks. Nothing here is the operator's own code: the containers run what the imag
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import secrets
@@ -34,7 +34,9 @@ from typing import Any, TypeVar
 
 from ray_syncer_testkit.envtest import Assets, ControlPlane, control_planes, free_port
 
-from tests.deploy.manifests import DATA, DEPLOY, REPO
+from tests.deploy.manifests import DATA
+from tests.readme.blocks import blocks
+from tests.readme.shell import Shell
 from tests.rehearsal.kuberay import Obj, Pod, build_pod
 from tests.rehearsal.podman import Podman
 
@@ -101,39 +103,25 @@ class Deployment:
     # -- the install ------------------------------------------------------------------------
 
     def install(self) -> None:
+        """The README's "Install on Kubernetes with KubeRay" blocks, run as written (steps 3 to
+        6), with the contexts ``active`` and ``standby``. Between them, what a real cluster does
+        on its own or the README's other steps bring: the token controller filling the writer's
+        token, and KubeRay's RayCluster CRD (step 2 installs it with the KubeRay operator)."""
         t0 = time.monotonic()
         src, dst = self.source, self.dest
-        # 1. The standby: CRD, namespace, writer identity; the kinds it may write.
-        self.kubectl(dst, "apply", "--server-side", "-k", str(DEPLOY / "destination"))
-        self.kubectl(dst, "apply", "-f",
-                     str(DEPLOY / "rbac-examples" / "destination-configmaps-secrets.yaml"))
-        # 2. The standby's kubeconfig with the writer's token (README step 4, command for command).
-        token_b64 = wait_for(
-            lambda: self.kubectl(dst, "-n", NAMESPACE, "get", "secret", "krmsyncer-writer-token",
-                                 "-o", "jsonpath={.data.token}"),
-            "the token controller to fill krmsyncer-writer-token", timeout=60)
-        admin = self.folder / "standby-admin.kubeconfig"
-        admin.write_text(self.kubectl(dst, "config", "view", "--minify", "--flatten"))
-        token = base64.b64decode(token_b64).decode()
-        kc = ["kubectl", "--kubeconfig", str(admin)]
-        subprocess.run([*kc, "config", "set-credentials", "krmsyncer-writer", f"--token={token}"],
-                       check=True, capture_output=True)
-        subprocess.run([*kc, "config", "set-context", "--current", "--user=krmsyncer-writer"],
-                       check=True, capture_output=True)
-        standby = self.folder / "standby.kubeconfig"
-        standby.write_text(subprocess.run([*kc, "config", "view", "--minify", "--flatten"],
-                                          check=True, capture_output=True, text=True).stdout)
-        # 3. The active cluster: KubeRay's CRD (its operator is not run here), then deploy/.
+        prepare, kubeconfig, operator, syncer = blocks("rehearsal")
+        shell = Shell(self.folder, {"active": src, "standby": dst}, links=("deploy", "examples"))
+        shell.run(prepare)
+        wait_for(lambda: self.kubectl(dst, "-n", NAMESPACE, "get", "secret", "krmsyncer-writer-token",
+                                      "-o", "jsonpath={.data.token}"),
+                 "the token controller to fill krmsyncer-writer-token", timeout=60)
+        shell.run(kubeconfig)
         self.kubectl(src, "apply", "--server-side", "-f", str(DATA / "ray.io_rayclusters.yaml"))
         wait_for(lambda: condition(self.get(src, "crd", "rayclusters.ray.io"), "Established")
                  .get("status") == "True", "the RayCluster CRD to be Established", timeout=60)
-        self.kubectl(src, "apply", "--server-side", "-k", str(DEPLOY))
-        self.kubectl(src, "apply", "-f",
-                     str(DEPLOY / "rbac-examples" / "source-configmaps-secrets.yaml"))
-        # 4. The Secret, the README's KRMSyncer and its ConfigMap.
-        self.kubectl(src, "-n", "default", "create", "secret", "generic", "remote-kubeconfig",
-                     f"--from-file=kubeconfig={standby}")
-        self.kubectl(src, "apply", "-f", str(REPO / "examples" / "krmsyncer-usage.yaml"))
+        shell.run(operator)
+        shell.run(syncer)
+        # The walkthrough's ConfigMap, which the tests expect on the standby.
         self.kubectl(src, "create", "configmap", "test-sync-data", "--from-literal=key=value1")
         self.timings["install_s"] = time.monotonic() - t0
 
