@@ -2,7 +2,9 @@
 # `make test-integration`: the end-to-end and conformance suites against real clusters.
 #
 #   * KRMSYNCER_E2E_SOURCE_KUBECONFIG and KRMSYNCER_E2E_DEST_KUBECONFIG set: run the suites
-#     against those two clusters (any real pair; nothing is created or deleted here).
+#     against those two clusters (any real pair, also one in use). The tests make their own
+#     namespaces, KRMSyncers, CRDs and identities, labelled test.krmsyncer.gkelabs.io/run=<id>,
+#     delete them after each test, and the run fails naming anything left (tests/cleanup.py).
 #   * otherwise, with kind, kubectl and a running Docker engine: create two kind clusters,
 #     "source" and "destination", install the KRMSyncer CRD in both, store the destination's
 #     kubeconfig as a Secret in the source exactly as docs/deploy.md's walkthrough does, run

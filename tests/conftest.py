@@ -6,10 +6,16 @@ binaries) the run fails unless real-cluster tests were collected and passed:
 a suite that silently skipped them all is not a green run. Likewise
 ``KRMSYNCER_REQUIRE_REHEARSAL=1`` (CI sets it where podman runs) fails a run in
 which the deploy rehearsal (tests/rehearsal) skipped or never passed.
+
+On real clusters nothing a test makes may stay (tests/cleanup.py): after every test its
+KRMSyncers, then its namespaces, CRDs and identities are deleted on both clusters, and at the
+end of the session a check lists whatever carries the run's label, removes it, and fails the
+run naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from . import cleanup
 from .substrate import SUBSTRATES, RealClusters, real_clusters
 
 REQUIRE_REAL_ENV = "KRMSYNCER_REQUIRE_REAL"
@@ -33,8 +40,40 @@ def substrate(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def real_pair() -> Iterator[RealClusters]:
-    """Two real clusters for the whole session (started on first use), or a skip with the reason."""
-    yield from real_clusters()
+    """Two real clusters for the whole session (started on first use), or a skip with the reason.
+
+    Its teardown (the session's end, Ctrl-C included) is the leftover check: it fails the run
+    naming anything of this run still on either cluster, after removing it."""
+    pair_of = real_clusters()
+    pair = next(pair_of)
+    try:
+        yield pair
+    finally:
+        try:
+            cleanup.finish(
+                _kubeconfigs(pair), cleanup.run_names(),
+                deletes_complete={"source": pair.source.has_controller_manager,
+                                  "destination": pair.dest.has_controller_manager},
+            )
+        finally:
+            with contextlib.suppress(StopIteration):
+                next(pair_of)  # stops envtest's control planes
+
+
+def _kubeconfigs(pair: RealClusters) -> dict[str, str]:
+    return {"source": pair.source.kubeconfig, "destination": pair.dest.kubeconfig}
+
+
+@pytest.fixture(autouse=True)
+def _leave_nothing_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test on real clusters, pass or fail, delete what it made on both (tests/cleanup.py)."""
+    cleanup.begin_test()
+    real = _substrate_of(request.node) == "real"
+    pair = request.getfixturevalue("real_pair") if real else None
+    yield
+    names = cleanup.end_test(real=real)
+    if pair is not None:
+        cleanup.clean(_kubeconfigs(pair), names)
 
 
 def _substrate_of(item: pytest.Item) -> str | None:
@@ -71,6 +110,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             f"{sub:>6}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
         )
+    if sum(_outcomes["real"].values()):
+        terminalreporter.write_line(f"  real: {cleanup.describe()}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

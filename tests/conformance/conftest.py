@@ -28,6 +28,8 @@ import yaml
 from kubernetes import client, config, dynamic
 from ray_syncer_testkit import ThreadedApiServer, start_in_thread
 
+from tests import cleanup
+
 
 @dataclass
 class Response:
@@ -137,8 +139,8 @@ def fake(cluster: Cluster) -> Iterator[ThreadedApiServer]:
 
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
-    name = f"conf-{secrets.token_hex(4)}"
-    cluster.core.create_namespace({"metadata": {"name": name}})
+    name = cleanup.note(f"conf-{secrets.token_hex(4)}")
+    cluster.core.create_namespace({"metadata": cleanup.labelled({"name": name})})
     yield name
     if cluster.fake is not None:
         cluster.fake.faults.reset()  # a fault test must not fail its own cleanup
@@ -147,4 +149,5 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
+    """A fresh name, noted for the cleanup after the test on a real cluster (tests/cleanup.py)."""
+    return cleanup.note(f"{prefix}-{secrets.token_hex(3)}")

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiException
 
+from tests import cleanup
+
 from .conftest import Cluster, Response
 
 SCHEMA = {
@@ -33,7 +35,7 @@ SCHEMA = {
 def group(cluster: Cluster) -> Iterator[str]:
     g = f"lists{secrets.token_hex(3)}.example.com"
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": f"gadgets.{g}"},
+           "metadata": cleanup.labelled({"name": f"gadgets.{g}"}),
            "spec": {"group": g, "scope": "Namespaced",
                     "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
                     "versions": [{"name": "v1", "served": True, "storage": True,

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiException
 
+from tests import cleanup
+
 from .conftest import Cluster
 
 SCHEMA = {
@@ -38,7 +40,7 @@ SCHEMA = {
 def _crd(group: str, *, versions: tuple[str, ...] = ("v1",), scope: str = "Namespaced") -> dict:
     return {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
+        "metadata": cleanup.labelled({"name": f"widgets.{group}"}),
         "spec": {
             "group": group, "scope": scope,
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList",

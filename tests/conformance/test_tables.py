@@ -10,6 +10,8 @@ import orjson
 import pytest
 from kubernetes.client import ApiException
 
+from tests import cleanup
+
 from .conftest import Cluster
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -40,7 +42,7 @@ def test_list_as_table_has_name_column_and_one_row_per_object(cluster: Cluster, 
 def test_custom_resource_table_uses_additional_printer_columns(cluster: Cluster, namespace: str) -> None:
     group = f"tbl{secrets.token_hex(3)}.example.com"
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": f"things.{group}"},
+           "metadata": cleanup.labelled({"name": f"things.{group}"}),
            "spec": {"group": group, "scope": "Namespaced",
                     "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
                     "versions": [{"name": "v1", "served": True, "storage": True,

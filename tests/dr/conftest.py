@@ -21,13 +21,17 @@ from ray_syncer.kube.client import ApiError, KubeClient
 from ray_syncer.operator.options import OperatorOptions
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES, Reconciler
 from ray_syncer.operator.serve import serve
+from tests import cleanup
 from tests.e2e.harness import Cluster, Clusters, fast_engine, substrate_clusters, wait_for
 
 
 async def _install_crd(cluster: Cluster) -> None:
     async with cluster.client() as c:
         try:
-            await c.create(CRD_RES, load_crd())
+            # Labelled: if this run installs it, the run's end removes it (tests/cleanup.py).
+            crd = load_crd()
+            crd["metadata"] = cleanup.labelled(crd["metadata"])
+            await c.create(CRD_RES, crd)
         except ApiError as exc:
             if not exc.conflict:
                 raise

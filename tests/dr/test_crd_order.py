@@ -7,6 +7,7 @@ from typing import Any
 from ray_syncer.engine.spec import ShardSpec
 from ray_syncer.kube.client import KubeClient, ResourceInfo
 from ray_syncer.operator.crd_order import CRD_RES, CrdGate, crd_gates, established
+from tests import cleanup
 from tests.e2e.harness import (
     Clusters,
     ensure_namespace,
@@ -26,7 +27,7 @@ def crd(group: str, *, labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"orders.{group}", "labels": labels or {}},
+        "metadata": cleanup.labelled({"name": f"orders.{group}", "labels": labels or {}}),
         "spec": {
             "group": group,
             "scope": "Namespaced",

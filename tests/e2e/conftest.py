@@ -13,6 +13,7 @@ from ray_syncer.fleet import local
 from ray_syncer.fleet import testing as fleet_testing
 from ray_syncer.kube.client import ApiError, KubeClient
 from ray_syncer.operator.reconciler import CRD_RES, KRMSYNCER_RES
+from tests import cleanup
 
 from .harness import Cluster, Clusters, substrate_clusters
 
@@ -44,7 +45,10 @@ def ray_session() -> Iterator[None]:
 async def _install_crd(cluster: Cluster) -> None:
     async with cluster.client() as c:
         try:
-            await c.create(CRD_RES, load_crd())
+            # Labelled: if this run installs it, the run's end removes it (tests/cleanup.py).
+            crd = load_crd()
+            crd["metadata"] = cleanup.labelled(crd["metadata"])
+            await c.create(CRD_RES, crd)
         except ApiError as exc:
             if not exc.conflict:
                 raise

@@ -36,13 +36,14 @@ from ray_syncer.operator.options import OperatorOptions
 from ray_syncer.operator.reconciler import KRMSYNCER_RES, SECRET_RES, Reconciler
 from ray_syncer.operator.serve import serve
 from ray_syncer.operator.status import condition
+from tests import cleanup
 from tests.substrate import RealCluster
 
 CM = ResourceInfo("", "v1", "ConfigMap", "configmaps", True, has_status=False)
 NS = ResourceInfo("", "v1", "Namespace", "namespaces", False, has_status=True)
 DEPLOY = ResourceInfo("apps", "v1", "Deployment", "deployments", True, has_status=True)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-USERS_NS = "e2e-users"  # where a real cluster's test identities (ServiceAccounts) live
+USERS_NS = cleanup.USERS_NS  # where a real cluster's test identities (ServiceAccounts) live
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,9 @@ class Cluster:
 
         In memory, a bearer token of the server's; on a real cluster a ServiceAccount bound to
         cluster-admin (or the built-in ``view``), with a token from the TokenRequest API, as a
-        person would do it.
+        person would do it. Both carry the run's label (tests/cleanup.py), and go after the test.
         """
+        cleanup.note(name)
         if self.server is not None:
             token = f"tok-{name}-{uuid.uuid4().hex}"
             reads = ("get", "list", "watch")
@@ -113,12 +115,12 @@ class Cluster:
         async with self.client() as c:
             await ensure_namespace(c, USERS_NS)
             sa = {"apiVersion": "v1", "kind": "ServiceAccount",
-                  "metadata": {"name": name, "namespace": USERS_NS}}
+                  "metadata": cleanup.labelled({"name": name, "namespace": USERS_NS})}
             with contextlib.suppress(ApiError):
                 await c.request("POST", f"/api/v1/namespaces/{USERS_NS}/serviceaccounts", body=sa)
             binding = {
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": f"e2e-{name}"},
+                "metadata": cleanup.labelled({"name": f"e2e-{name}"}),
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                             "name": "view" if read_only else "cluster-admin"},
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": USERS_NS}],
@@ -172,7 +174,8 @@ def fast_engine() -> EngineOptions:
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+    """A fresh name, noted for the test's cleanup on real clusters (tests/cleanup.py)."""
+    return cleanup.note(f"{prefix}-{uuid.uuid4().hex[:6]}")
 
 
 async def wait_for(
@@ -204,9 +207,13 @@ async def get_or_none(
 
 
 async def ensure_namespace(client: KubeClient, name: str) -> None:
+    """The namespace, made with the run's label if missing; deleted after the test on real
+    clusters, on both sides (tests/cleanup.py)."""
+    cleanup.note(name)
     with contextlib.suppress(ApiError):
         await client.create(
-            NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            NS, {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": cleanup.labelled({"name": name})}
         )
 
 
@@ -262,7 +269,9 @@ def krmsyncer(
 
 
 async def put_syncer(client: KubeClient, obj: dict[str, Any]) -> dict[str, Any]:
-    return await client.apply(KRMSYNCER_RES, obj, field_manager="e2e-test")
+    """Apply a KRMSyncer, with the run's label (the cleanup deletes it before its namespace)."""
+    body = {**obj, "metadata": cleanup.labelled(obj["metadata"])}
+    return await client.apply(KRMSYNCER_RES, body, field_manager="e2e-test")
 
 
 async def syncer_status(client: KubeClient, namespace: str, name: str) -> dict[str, Any]:

@@ -146,7 +146,9 @@ async def measure(clusters: Clusters, n: int, per_actor: int, log: list[str]) ->
                 raise SystemExit(f"not converged: {synced}/{n} synced")
         all_synced = time.monotonic() - t0
         items, _ = await dst.list_all(CM)
-        copied = sum(1 for o in items if o["metadata"]["name"] == "payload")
+        ours = set(names)  # only this run's namespaces: the destination may hold other copies
+        copied = sum(1 for o in items
+                     if o["metadata"]["name"] == "payload" and o["metadata"]["namespace"] in ours)
         hosts = len(report.hosts) if report else 0
         await asyncio.sleep(3)
         total = uss_mb(ray_processes())

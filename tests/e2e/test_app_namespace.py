@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ray_syncer.engine.transform import MANAGED_BY_LABEL
+from ray_syncer.engine.transform import MANAGED_BY_LABEL, managed_by_value
 from ray_syncer.kube.client import ApiError, KubeClient, ResourceInfo
 from ray_syncer.operator.reconciler import SECRET_RES
 from ray_syncer.operator.status import condition
+from tests import cleanup
 
 from .harness import (
     CM,
@@ -48,6 +49,9 @@ async def test_app_namespace_syncs_healthy_and_leaves_the_control_planes_own_obj
     clusters: Clusters, src: KubeClient, dst: KubeClient
 ) -> None:
     home, app = unique("ops"), unique("shop")
+    # A destination in use: another syncer's copy is there already, and must not be counted.
+    await dst.create(NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": cleanup.labelled(
+        {"name": unique("theirs"), "labels": {MANAGED_BY_LABEL: "elsewhere.their-syncer"}})})
     await ensure_namespace(src, home)
     await ensure_namespace(src, app)  # the destination's is made by the syncer, as it would be
     await put_secret(src, home, "dest-kubeconfig", clusters.dest.kubeconfig)
@@ -97,9 +101,10 @@ async def test_app_namespace_syncs_healthy_and_leaves_the_control_planes_own_obj
             assert not _ours(theirs), theirs["metadata"]
         # The ServiceAccount-token Secret is the source's own: not copied.
         assert await get_or_none(dst, SECRET_RES, namespace=app, name="app-token") is None
-        # Of the destination's Namespaces and Nodes, the syncer made only the app's namespace.
-        assert await _labelled(dst, NAMESPACE) == [app]
-        assert await _labelled(dst, NODE) == []
+        # Of the destination's Namespaces and Nodes, this syncer made only the app's namespace.
+        # (Only its own: a destination in use holds other syncers' copies, issue 23.)
+        assert await _labelled(dst, NAMESPACE, home, "app") == [app]
+        assert await _labelled(dst, NODE, home, "app") == []
 
         # ReplicaSets and Pods: the source's stay there; the destination's are its own.
         src_rs = await wait_for(lambda: _children(src, RS, app), timeout=60,
@@ -187,9 +192,11 @@ async def _children(client: KubeClient, res: ResourceInfo, ns: str) -> list[dict
     return list(items)
 
 
-async def _labelled(client: KubeClient, res: ResourceInfo) -> list[str]:
+async def _labelled(client: KubeClient, res: ResourceInfo, namespace: str, name: str) -> list[str]:
+    """The objects of ``res`` that the KRMSyncer ``namespace/name`` made (its managed-by label)."""
+    mine = f"{MANAGED_BY_LABEL}={managed_by_value(namespace, name)}"
     try:
-        items, _ = await client.list_all(res, label_selector=MANAGED_BY_LABEL)
+        items, _ = await client.list_all(res, label_selector=mine)
     except ApiError as exc:
         if exc.not_found:
             return []  # the in-memory server has no Nodes

@@ -6,6 +6,7 @@ from typing import Any
 
 from ray_syncer.kube.client import KubeClient, ResourceInfo
 from ray_syncer.operator.reconciler import CRD_RES
+from tests import cleanup
 
 from .harness import (
     Clusters,
@@ -84,7 +85,7 @@ def widget_crd(group: str) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
+        "metadata": cleanup.labelled({"name": f"widgets.{group}"}),
         "spec": {
             "group": group,
             "names": {
