@@ -28,7 +28,6 @@ LITERAL_COPIES = {
     "Dockerfile",  # ARG RAY_SYNCER_VERSION's default; hack/image.sh always passes it
     "deploy/base/kustomization.yaml",  # images[].newTag
     "deploy/base/ray-cluster.yaml",  # the head's and the workers' image
-    "README.md",  # image names in commands, checked by test_documented_image_tags_are_current
     "CHANGELOG.md",  # the release's own section
 }
 # Files that spell the same digits for another reason.
@@ -131,6 +130,9 @@ def test_no_other_file_carries_its_own_copy() -> None:
             text = (REPO / f).read_text()
         except UnicodeDecodeError:
             continue
+        if f.endswith(".md"):
+            # Image names in the docs' commands: test_documented_image_tags_are_current.
+            text = text.replace(f"ray-syncer:{VERSION}", "")
         if pattern.search(text):
             found.append(f)
     assert not found, (
