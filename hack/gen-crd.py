@@ -3,7 +3,7 @@
 The CRD's source of truth is ray_syncer/data/krmsyncer.yaml; crds/krmsyncer.yaml (for
 `kubectl apply -f crds/`) and deploy/crd/krmsyncer.yaml (kustomize may not reach outside deploy/)
 are byte-identical copies. The descriptions that restate the code (what a glob never expands to,
-which namespaces an unset `namespaces` leaves out) come from ray_syncer.api.crd.
+which namespaces an unset `namespaces` leaves out) come from tests/api/crd_descriptions.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ray_syncer.api.crd import regenerated_text  # noqa: E402
+from tests.api.crd_descriptions import regenerated_text  # noqa: E402
 
 SOURCE = REPO / "ray_syncer" / "data" / "krmsyncer.yaml"
 COPIES = (REPO / "crds" / "krmsyncer.yaml", REPO / "deploy" / "crd" / "krmsyncer.yaml")

@@ -138,7 +138,11 @@ def test_crd_yaml_parses_to_a_single_document() -> None:
 
 def test_descriptions_that_restate_the_code_are_generated_from_it() -> None:
     # kubectl explain shows these; they must say what the code does (make crd writes them).
-    from ray_syncer.api.crd import namespaces_description, regenerated_text, rules_description
+    from tests.api.crd_descriptions import (
+        namespaces_description,
+        regenerated_text,
+        rules_description,
+    )
 
     assert regenerated_text(crd_text()) == crd_text(), "stale descriptions: run `make crd`"
     spec = openapi_schema()["properties"]["spec"]["properties"]
