@@ -1,6 +1,6 @@
 """deploy/ray-syncer-head.sh, run for real with stand-ins for `ray start`, `ray` and `ray-syncer`.
 
-The script is how the operator lives in the Ray head container (see deploy/ray-cluster.yaml).
+The script is how the operator lives in the Ray head container (see deploy/base/ray-cluster.yaml).
 What matters, and is checked here on the processes it actually starts and signals:
 the operator starts only after the GCS answers, with --ray-address=auto and the manifest's flags;
 an operator crash restarts the operator but not Ray; Ray dying ends the container (non-zero) and
