@@ -52,6 +52,41 @@ _started_local = False
 _own: dict[int, str] = {}
 
 
+# A local Ray for one syncer (``connect`` without an address): Ray's own processes poll less
+# and no idle workers are started ahead of need, so on a small node they leave the cores to the
+# shards and the API servers (issue 21; benchmarks/footprint.py measures it: about -0.01 cores
+# idle and up to -30 MB PSS for one shard). Each is a Ray system-config entry (RAY_<name>) or a
+# constant Ray's Python processes read from their environment, plus one glibc setting; the
+# dashboard (its Actors view) and the metrics export stay as they are. A set variable wins.
+LEAN_RAY_ENV: dict[str, str] = {
+    # No idle Python workers started ahead of need (~70 MB each, doing nothing): the
+    # supervisor and the hosts get theirs when they are created.
+    "RAY_prestart_worker_first_driver": "0",
+    "RAY_enable_worker_prestart": "0",
+    # The raylet's periodic chores, less often (defaults 100-250 ms): resource reports, the
+    # memory monitor, idle-worker reaping, the GC check, the debug-state dump.
+    "RAY_raylet_report_resources_period_milliseconds": "500",
+    "RAY_memory_monitor_refresh_ms": "1000",
+    "RAY_kill_idle_workers_interval_ms": "1000",
+    "RAY_raylet_check_gc_period_milliseconds": "1000",
+    "RAY_debug_dump_period_milliseconds": "60000",
+    # Task events for the dashboard's task views, batched every 5 s instead of every second.
+    "RAY_task_events_report_interval_ms": "5000",
+    # The dashboard agent's node stats (psutil over every worker): every 10 s, not 5 s; the
+    # dashboard's own metrics every 15 s, not 5 s.
+    "REPORTER_UPDATE_INTERVAL_MS": "10000",
+    "METRICS_RECORD_INTERVAL_S": "15",
+    # The log monitor looks for new log files every 5 s instead of every 0.1 s (it still
+    # tails the files it knows every 0.1 s; logs are files in the session dir either way).
+    "RAY_LOG_MONITOR_MANY_FILES_THRESHOLD": "1",
+    "LOG_NAME_UPDATE_INTERVAL_S": "5",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # glibc: two malloc arenas per process instead of eight per core; Ray's many-threaded
+    # processes otherwise spread small allocations over many half-empty arenas.
+    "MALLOC_ARENA_MAX": "2",
+}
+
+
 class RayUnavailable(RuntimeError):
     """Ray is down or does not answer: a call that needs it would hang."""
 
@@ -66,8 +101,11 @@ def connect(
     log_to_driver: bool = True,
     object_store_memory: int | None = None,
     adopt_orphans: bool = False,
+    lean: bool = True,
 ) -> bool:
     """Connect to Ray (``address``, else RAY_ADDRESS, else start a local Ray). True if started locally.
+
+    ``lean``: a local Ray started here gets ``LEAN_RAY_ENV`` (unless already set).
 
     ``adopt_orphans`` (``ray-syncer run``): before starting a local Ray, become a
     child subreaper (Linux), so that processes of that Ray whose parent died
@@ -91,6 +129,9 @@ def connect(
         return False
     # Ray 2.60 enables token auth by default; the embedded local Ray runs without it.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if lean:
+        for key, value in LEAN_RAY_ENV.items():
+            os.environ.setdefault(key, value)
     kwargs: dict[str, Any] = {
         "namespace": RAY_NAMESPACE,
         "log_to_driver": log_to_driver,
