@@ -75,9 +75,12 @@ class Remotes:
         self.remotes: dict[str, Remote] = {}  # syncer key -> loaded remote
         # "ns/name" -> (fetched at, Secret); dropped on any watch event for that Secret.
         self._secrets: dict[str, tuple[float, dict[str, Any]]] = {}
+        # Watch events seen so far: a read that a change overtook is used once, not cached.
+        self._changes = 0
 
     def secret_changed(self, key: str | None = None) -> None:
         """Forget a cached Secret (``None``: all of them)."""
+        self._changes += 1
         if key is None:
             self._secrets.clear()
         else:
@@ -165,8 +168,12 @@ class Remotes:
         cached = self._secrets.get(key)
         if cached is not None and now - cached[0] < SECRET_CACHE_TTL_S:
             return cached[1]
+        changes = self._changes
         secret = await self.client.get(SECRET_RES, namespace=namespace, name=name)
-        self._secrets[key] = (now, secret)
+        # A watch event while the read was in flight may be a rotation the answer predates:
+        # cached, it would hide the new kubeconfig until the cache expires.
+        if self._changes == changes:
+            self._secrets[key] = (now, secret)
         return secret
 
 
