@@ -158,6 +158,7 @@ def _kuberay_like(temp: str) -> Any:
     ``num-cpus 0``, a 200 MB object store, the dashboard and the metrics export; one worker
     node with ``num-cpus 1`` and a 200 MB object store (each node its own raylet and agents).
     """
+    import ray._private.utils as ray_utils
     from ray.cluster_utils import Cluster
 
     from ray_syncer.fleet.testing import _free_port
@@ -166,9 +167,16 @@ def _kuberay_like(temp: str) -> Any:
         return {"object_store_memory": 200_000_000, "dashboard_agent_listen_port": _free_port(),
                 "metrics_export_port": _free_port()}
 
-    cluster = Cluster(initialize_head=True, shutdown_at_exit=True, head_node_args=dict(
-        num_cpus=0, temp_dir=temp, include_dashboard=True, dashboard_host="127.0.0.1",
-        dashboard_port=_free_port(), no_monitor=True, **ports()))
+    # Cluster records its address in Ray's default temp dir, where any other ray.init() on
+    # this machine would find it and join: record it in ours (as fleet.testing.LocalCluster).
+    real = ray_utils.write_ray_address
+    ray_utils.write_ray_address = lambda address, temp_dir=None: real(address, temp)
+    try:
+        cluster = Cluster(initialize_head=True, shutdown_at_exit=True, head_node_args=dict(
+            num_cpus=0, temp_dir=temp, include_dashboard=True, dashboard_host="127.0.0.1",
+            dashboard_port=_free_port(), no_monitor=True, **ports()))
+    finally:
+        ray_utils.write_ray_address = real
     cluster.add_node(num_cpus=1, **ports())
     return cluster
 
