@@ -53,8 +53,9 @@ class EngineOptions:
     # While the write gate (split-brain fencing) refuses, held keys come back after this long.
     gate_retry_s: float = 1.0
     # How often the recovery point asks the source for its current resourceVersion (one
-    # limit=1 list per source client and kind, shared by that kind's shards in a process).
-    rpo_probe_s: float = 1.0
+    # limit=1 list per source client and kind, shared by that kind's shards in a process). The
+    # reported point saw-tooths by this much: 0.5 s keeps p99 under 2 s at 200 changes/s.
+    rpo_probe_s: float = 0.5
 
     @property
     def budget(self) -> BudgetOptions:

@@ -232,8 +232,13 @@ class Shard:
             took_over=dict(self._ledger.took_over),
             write_budget_per_s=round(self._applier.budget.rate, 1) if self._applier else 0.0,
             write_budget_decreases=self._applier.budget.decreases if self._applier else 0,
-            recovery_point=self._recovery.current_at,
+            recovery_point=self._current_at(),
         )
+
+    def _current_at(self) -> float | None:
+        # Settled as it is read, so a report is not up to a follow period behind the truth.
+        self._recovery.settle(self._oldest_unwritten())
+        return self._recovery.current_at
 
     # -- lifecycle ---------------------------------------------------------------
 
