@@ -80,8 +80,8 @@ def proc_cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def descendants(root: int) -> set[int]:
-    """Every live process below ``root`` (a syncer's local Ray: GCS, raylet, agents, workers)."""
+def children_of() -> dict[int, list[int]]:
+    """ppid -> pids of every live process (from /proc)."""
     children: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -90,6 +90,12 @@ def descendants(root: int) -> set[int]:
             except (OSError, ValueError, IndexError):
                 continue
             children.setdefault(ppid, []).append(int(d.name))
+    return children
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (a syncer's local Ray: GCS, raylet, agents, workers)."""
+    children = children_of()
     out: set[int] = set()
     todo = [root]
     while todo:

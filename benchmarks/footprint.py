@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.clusters import proc_cpu_seconds, proc_memory
+from benchmarks.clusters import children_of, proc_cpu_seconds, proc_memory
 
 VARIANTS = ("local-ray-defaults", "local", "kuberay-ray-defaults", "kuberay")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest" / "footprint"
@@ -75,21 +75,9 @@ def process_name(cmdline: str) -> str:
     return Path(first).name or "?"
 
 
-def _children() -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            out.setdefault(ppid, []).append(int(d.name))
-    return out
-
-
 def ray_tree(root: int, *, skip: set[int]) -> dict[int, str]:
     """pid -> name for every process below ``root`` (Ray's tree), without ``skip``."""
-    kids = _children()
+    kids = children_of()
     out: dict[int, str] = {}
     todo = [root]
     while todo:

@@ -37,31 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.clusters import proc_cpu_seconds, proc_memory
+from benchmarks.clusters import descendants, proc_cpu_seconds, proc_memory
 
 # The bound the README states for a lost node (tests/distributed/test_nodes.py holds it too).
 FAILOVER_BOUND_S = 30.0
-
-
-def _descendants(root: int) -> set[int]:
-    """Every process below ``root`` (the Ray we started: GCS, raylets, agents, workers)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d.name))
-    out: set[int] = set()
-    todo = [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
 
 
 def role(cmdline: str) -> str:
@@ -83,7 +62,7 @@ def role(cmdline: str) -> str:
 def ray_processes() -> dict[int, str]:
     """pid -> role for the Ray processes this run started (other Ray instances are ignored)."""
     out: dict[int, str] = {}
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         try:
             raw = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
