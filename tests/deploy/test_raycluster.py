@@ -108,6 +108,16 @@ def test_every_ray_container_runs_this_release_of_the_image() -> None:
     assert not any(":latest" in i or ":" not in i for i in images)
 
 
+def test_every_ray_container_runs_the_lean_ray_a_local_ray_gets() -> None:
+    # One list of settings (fleet/local.py), measured by benchmarks/footprint.py.
+    from ray_syncer.fleet.local import LEAN_RAY_ENV
+
+    for _, template in pod_templates(_raycluster()):
+        for c in containers(template):
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            assert {k: env.get(k) for k in LEAN_RAY_ENV} == LEAN_RAY_ENV, c["name"]
+
+
 def _head() -> Obj:
     return _raycluster()["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
 
