@@ -399,20 +399,36 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
     except Exception as exc:
         await sampler.stop()
         return _fail(r, exc)
-    wall = time.monotonic() - t0
-    cpu = bench.cpu_delta(before, bench.cpu(), wall)
+    throughput = await _churn_outcome(bench, r, who="engine", label=label, rate=rate, gen=gen,
+                                      took=took, health=health, t0=t0, before=before)
+    bench.engine_churn[label] = throughput or 0.0
+    r.update(
+        ratio_to_ceiling=ratio(throughput, bench.ceiling_per_s),
+        coalescing_ratio=ratio(gen["source_updates"], r["dest_writes"]),
+        product="ray" if p.ray else "process",
+        syncer_pss_mb=round(tree_pss_mb(bench.runner.pid), 1),
+    )
+    return r
+
+
+async def _churn_outcome(
+    bench: Bench, r: dict[str, Any], *, who: str, label: str, rate: float, gen: dict[str, Any],
+    took: float | None, health: dict[str, Any], t0: float, before: Any,
+) -> float | None:
+    """What a churn row reports, the product's and the floor's alike: latency, writes, CPU,
+    memory and verification into ``r``; returns the throughput (None: did not converge)."""
+    p = bench.params
+    cpu = bench.cpu_delta(before, bench.cpu(), time.monotonic() - t0)
     lat = list(bench.observer.latencies)
-    bench.series["latency"][f"engine {label} ({gen['achieved_rate_per_s']:,.0f}/s)"] = lat
+    bench.series["latency"][f"{who} {label} ({gen['achieved_rate_per_s']:,.0f}/s)"] = lat
     if p.breakdown:
         await _breakdown(bench, r)
     check = await bench.verify(ENGINE_SELECTOR)
     writes = await bench.dest_writes(health)
     total = gen["elapsed_s"] + (took or 0.0)
     throughput = gen["source_updates"] / total if took is not None and total > 0 else None
-    bench.engine_churn[label] = throughput or 0.0
     r.update(
         throughput_per_s=throughput,
-        ratio_to_ceiling=ratio(throughput, bench.ceiling_per_s),
         latency_ms=percentiles(lat),
         lost_updates=check["lost_updates"],
         dest_writes=writes,
@@ -420,13 +436,10 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
         peak_rss_mb=round(proc_memory(bench.runner.pid)["hwm_mb"], 1),
         load=gen,
         converge_s=round(took, 3) if took is not None else None,
-        coalescing_ratio=ratio(gen["source_updates"], writes),
         verify=check,
         cpu=cpu,
         syncer_cpu_ms_per_update=_cpu_ms_per(cpu, writes),
         health=health,
-        product="ray" if p.ray else "process",
-        syncer_pss_mb=round(tree_pss_mb(bench.runner.pid), 1),
     )
     if took is None:
         r["status"] = "failed"
@@ -436,7 +449,7 @@ async def churn(bench: Bench, rate: float, label: str) -> dict[str, Any]:
             f" the load generator reached only {gen['achieved_rate_per_s']:,.0f}/s of "
             f"{rate:,.0f}/s offered (source server / harness CPU bound)"
         )
-    return r
+    return throughput
 
 
 async def _breakdown(bench: Bench, r: dict[str, Any]) -> None:
@@ -548,37 +561,8 @@ async def _floor_churn(
     finally:
         if watcher is not None:
             watcher.cancel()
-    wall = time.monotonic() - t0
-    cpu = bench.cpu_delta(before, bench.cpu(), wall)
-    lat = list(bench.observer.latencies)
-    bench.series["latency"][f"floor {label} ({gen['achieved_rate_per_s']:,.0f}/s)"] = lat
-    if p.breakdown:
-        await _breakdown(bench, r)
-    check = await bench.verify(ENGINE_SELECTOR)
-    writes = await bench.dest_writes(health)
-    total = gen["elapsed_s"] + (took or 0.0)
-    r.update(
-        throughput_per_s=gen["source_updates"] / total if took is not None and total else None,
-        latency_ms=percentiles(lat),
-        lost_updates=check["lost_updates"],
-        dest_writes=writes,
-        dest_requests=await bench.dest_requests(),
-        peak_rss_mb=round(proc_memory(bench.runner.pid)["hwm_mb"], 1),
-        load=gen,
-        converge_s=round(took, 3) if took is not None else None,
-        verify=check,
-        cpu=cpu,
-        syncer_cpu_ms_per_update=_cpu_ms_per(cpu, writes),
-        health=health,
-    )
-    if took is None:
-        r["status"] = "failed"
-        r["note"] = f"destination did not converge within {p.converge_timeout}s after churn"
-    if gen["achieved_rate_per_s"] < 0.9 * rate:
-        r["note"] += (
-            f" the load generator reached only {gen['achieved_rate_per_s']:,.0f}/s of "
-            f"{rate:,.0f}/s offered"
-        )
+    await _churn_outcome(bench, r, who="floor", label=label, rate=rate, gen=gen, took=took,
+                         health=health, t0=t0, before=before)
     return r
 
 
