@@ -64,6 +64,7 @@ from ray_syncer.api.formats import (
     _show,
     check_label_key,
     check_label_value,
+    format_duration,
     parse_duration,
 )
 from ray_syncer.api.status import KRMSyncerStatus
@@ -391,6 +392,18 @@ def _no_duplicates(values: Sequence[str]) -> None:
         seen.add(v)
 
 
+
+def _duration_at_least(v: str, minimum: float) -> str:
+    """A Go duration of at least ``minimum`` seconds."""
+    try:
+        seconds = parse_duration(v)
+    except ValueError as exc:
+        raise PydanticCustomError("krm", str(exc)) from None
+    if seconds < minimum:
+        raise PydanticCustomError("krm", "must be at least {least}, got {got}",
+                                  {"least": format_duration(minimum), "got": _show(v)})
+    return v
+
 class KRMSyncerSpec(_SpecModel):
     """``spec``: docs/design.md §2. Read ``.suspended_effective`` and ``.target``, not the aliases."""
 
@@ -419,26 +432,12 @@ class KRMSyncerSpec(_SpecModel):
     @field_validator("resync_period")
     @classmethod
     def _resync(cls, v: str) -> str:
-        try:
-            seconds = parse_duration(v)
-        except ValueError as exc:
-            raise PydanticCustomError("krm", str(exc)) from None
-        if seconds < MIN_RESYNC_SECONDS:
-            raise PydanticCustomError("krm", "must be at least 1s, got {got}", {"got": _show(v)})
-        return v
+        return _duration_at_least(v, MIN_RESYNC_SECONDS)
 
     @field_validator("rpo_target")
     @classmethod
     def _rpo(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            seconds = parse_duration(v)
-        except ValueError as exc:
-            raise PydanticCustomError("krm", str(exc)) from None
-        if seconds < MIN_RPO_TARGET_SECONDS:
-            raise PydanticCustomError("krm", "must be at least 1s, got {got}", {"got": _show(v)})
-        return v
+        return None if v is None else _duration_at_least(v, MIN_RPO_TARGET_SECONDS)
 
     @model_validator(mode="after")
     def _cross_field(self) -> KRMSyncerSpec:
